@@ -1,0 +1,91 @@
+"""Durations (``5s``, ``1h30m``), clock times (``09:00``), sizes (``10MB``) and the clock."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from datetime import datetime, timezone
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_DURATION = re.compile(r"^(?:[0-9]+(?:ms|s|m|h|d|w))+$")
+_PART = re.compile(r"([0-9]+)(ms|s|m|h|d|w)")
+_CLOCK = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
+_SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(b|kb|mb|gb|kib|mib|gib)?\s*$", re.I)
+_SIZE_UNITS = {
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+}
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def parse_duration(text: str | int | float) -> float:
+    """Seconds in a duration: ``"90s"``, ``"1h30m"``, ``"7d"``; a bare number is seconds."""
+    if isinstance(text, bool):
+        raise ValueError(f"not a duration: {text!r}")
+    if isinstance(text, (int, float)):
+        if text < 0:
+            raise ValueError(f"negative duration: {text!r}")
+        return float(text)
+    s = text.strip()
+    if not _DURATION.match(s):
+        raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 10m, 1h30m, 7d)")
+    return sum(int(n) * _UNITS[u] for n, u in _PART.findall(s))
+
+
+def parse_clock(text: str) -> int:
+    """Minutes after midnight in ``"HH:MM"`` (24-hour)."""
+    m = _CLOCK.match(text)
+    if not m:
+        raise ValueError(f"not a time of day: {text!r} (use HH:MM, 24-hour)")
+    return int(m.group(1)) * 60 + int(m.group(2))
+
+
+def parse_size(value: str | int) -> int:
+    """Bytes in ``1024``, ``"10MB"``, ``"1.5 GiB"``."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a size: {value!r}")
+    if isinstance(value, int):
+        return value
+    m = _SIZE.match(value)
+    if not m:
+        raise ValueError(f"not a size: {value!r} (use e.g. 1024, 10KB, 5MiB)")
+    return int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()])
+
+
+def check_timezone(name: str) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r} (use an IANA name like Europe/Berlin)")
+
+
+def parse_instant(text: str) -> float:
+    """Unix seconds of an ISO 8601 time; without an offset it is UTC."""
+    s = text.strip()
+    if s.endswith(("Z", "z")):
+        s = s[:-1] + "+00:00"
+    dt = datetime.fromisoformat(s)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()
+
+
+def now() -> float:
+    """The current time in unix seconds; ``$WARDEN_NOW`` (ISO 8601) fixes it for tests."""
+    fixed = os.environ.get("WARDEN_NOW")
+    if fixed:
+        try:
+            return parse_instant(fixed)
+        except ValueError:
+            from warden.errors import UsageError
+
+            raise UsageError(f"WARDEN_NOW={fixed!r} is not an ISO 8601 time") from None
+    return time.time()

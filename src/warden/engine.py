@@ -1,0 +1,287 @@
+"""The pipeline end to end, and the in-process ``Engine`` of DESIGN §9.
+
+``build_plan`` runs load -> validate -> compile (or reads the cache); ``Engine`` wraps a
+plan's ``Runtime`` and turns results into ``Decision`` documents. The CLI and the Python API
+both go through here, so they share one runtime.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from warden import __version__, paths
+from warden.decision import Decision
+from warden.errors import InputError, PolicyError, Problem
+from warden.load import Source, discover
+from warden.runtime import Env, Result, Runtime
+
+MAX_INPUT_BYTES = 16 * 1024 * 1024
+MAX_INPUT_DEPTH = 256
+
+
+@dataclass
+class Loaded:
+    """The outcome of loading a policy set: a plan and any warnings (validation problems
+    below error level)."""
+
+    plan: dict[str, Any]
+    root: Path
+    sources: list[Source]
+    warnings: list[Problem] = field(default_factory=list)
+    cached: bool = False
+
+
+def _read_sources(sources: list[Source]) -> list[tuple[str, str, bytes]]:
+    entries = []
+    for s in sources:
+        try:
+            with open(s.path, "rb") as fh:
+                entries.append((s.scope, s.display, fh.read()))
+        except OSError as exc:
+            raise PolicyError(Problem(f"cannot read: {exc.strerror}", s.display)) from None
+    return entries
+
+
+def check_sources(
+    sources: list[Source], *, strict: bool = False
+) -> tuple[dict[str, Any] | None, list[Problem]]:
+    """Full validation: every schema and semantic problem (and warnings), sorted.
+
+    Returns the plan when there is no error. ``strict`` turns warnings into errors.
+    """
+    from warden.compile import compile_documents
+    from warden.load import load_document
+    from warden.validate import field_warnings, schema_problems
+
+    problems: list[Problem] = []
+    good = []
+    for s in sources:
+        try:
+            doc = load_document(s.path, s.display)
+        except PolicyError as exc:
+            problems.extend(exc.problems)
+            continue
+        found = schema_problems(doc)
+        problems.extend(found)
+        if not found:
+            good.append((s, doc))
+    plan, semantic = compile_documents(good, version=__version__)
+    problems.extend(semantic)
+    if not any(p.severity == "error" for p in problems):
+        problems.extend(field_warnings(plan))
+    if strict:
+        for p in problems:
+            p.severity = "error"
+    problems.sort(key=lambda p: p.sort_key())
+    has_error = any(p.severity == "error" for p in problems)
+    return (None if has_error else plan), problems
+
+
+def build_plan(
+    sources: list[Source], root: Path, *, use_cache: bool = True
+) -> Loaded:
+    """The plan for these sources: from the cache when their bytes are unchanged."""
+    from warden import plan as plan_mod
+
+    entries = _read_sources(sources)
+    key = plan_mod.source_key(entries, __version__)
+    if use_cache:
+        cached = plan_mod.read_cached(key)
+        if cached is not None:
+            return Loaded(cached, root, sources, cached=True)
+    plan, problems = check_sources(sources)
+    if plan is None:
+        raise PolicyError([p for p in problems if p.severity == "error"])
+    if use_cache:
+        plan_mod.write_cached(key, plan)
+    return Loaded(plan, root, sources, [p for p in problems if p.severity != "error"])
+
+
+def check_input(data: Any) -> dict[str, Any]:
+    """An evaluation input must be one JSON object, nested at most 256 levels."""
+    if not isinstance(data, dict):
+        raise InputError("input must be a JSON object")
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_INPUT_DEPTH:
+            raise InputError(f"input nested deeper than {MAX_INPUT_DEPTH} levels")
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+    return data
+
+
+def parse_input(raw: bytes | str) -> dict[str, Any]:
+    """Decode input JSON with the size and depth limits of DESIGN §8 (exit 65 otherwise)."""
+    import json
+
+    if len(raw) > MAX_INPUT_BYTES:
+        raise InputError(f"input larger than {MAX_INPUT_BYTES // (1024 * 1024)} MiB")
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"input is not valid UTF-8 (byte {exc.start})") from None
+    if not raw.strip():
+        raise InputError("empty input: expected one JSON object")
+    try:
+        data = json.loads(raw)
+    except RecursionError:
+        raise InputError(f"input nested deeper than {MAX_INPUT_DEPTH} levels") from None
+    except ValueError as exc:
+        raise InputError(f"invalid JSON input: {exc}") from None
+    return check_input(data)
+
+
+class Engine:
+    """A loaded policy set, ready to evaluate inputs (the Python API of DESIGN §9)."""
+
+    def __init__(self, plan: dict[str, Any], root: Path | str = ".",
+                 warnings: list[Problem] | None = None) -> None:
+        self.plan = plan
+        self.root = Path(root)
+        self.runtime = Runtime(plan)
+        self.warnings = warnings or []
+        self._store: Any = None
+
+    @property
+    def plan_hash(self) -> str:
+        return self.runtime.hash
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return self.runtime.settings
+
+    # ------------------------------------------------------------------ state
+
+    def state_location(self) -> str:
+        loc = os.environ.get("WARDEN_STATE") or str(self.settings.get("state") or
+                                                    ".warden/state.db")
+        if "://" in loc or os.path.isabs(loc):
+            return loc
+        return str(self.root / loc)
+
+    def store(self, *, create: bool = True) -> Any:
+        """The state store, opened on first use (None when absent and not ``create``)."""
+        if self._store is None:
+            loc = self.state_location()
+            if not create and "://" not in loc and not os.path.exists(loc):
+                return None
+            from warden.state import open_store
+
+            self._store = open_store(loc)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def effective_mode(self) -> str:
+        """``warden mode`` (stored in the state) overrides ``settings.mode``."""
+        store = self.store(create=False)
+        if store is not None:
+            stored = store.get("mode")
+            if stored in ("enforce", "observe"):
+                return str(stored)
+        return str(self.settings.get("mode", "enforce"))
+
+    # ------------------------------------------------------------- evaluate
+
+    def make_env(self, inp: dict[str, Any], *, now: float | None = None,
+                 environ: dict[str, str] | None = None, events: Any = None) -> Env:
+        from warden.durations import now as clock
+
+        if events is None:
+            session = inp.get("session_id")
+            if isinstance(session, str) and self._uses_state():
+                def events() -> list[Any]:
+                    store = self.store(create=False)
+                    return [] if store is None else store.session_events(session)
+        return Env(
+            input=inp,
+            now=clock() if now is None else now,
+            environ=os.environ if environ is None else environ,
+            root=str(self.root),
+            events=events,
+        )
+
+    def _uses_state(self) -> bool:
+        return True
+
+    def evaluate(self, inp: dict[str, Any], *, now: float | None = None,
+                 environ: dict[str, str] | None = None, events: Any = None,
+                 mode: str | None = None, side_effects: bool = True) -> Decision:
+        """One decision for one input. ``then:`` items run unless ``side_effects=False``."""
+        start = time.perf_counter()
+        check_input(inp)
+        env = self.make_env(inp, now=now, environ=environ, events=events)
+        result = self.runtime.evaluate(env)
+        decision = self.to_decision(result, mode or self.effective_mode())
+        if side_effects and (result.matched or result.warns):
+            self.run_side_effects(result, decision, env)
+        decision.duration_ms = round((time.perf_counter() - start) * 1000, 3)
+        return decision
+
+    def to_decision(self, result: Result, mode: str) -> Decision:
+        return Decision(
+            decision=result.decision,
+            enforced=mode == "enforce",
+            reason=result.reason,
+            feedback=[
+                {"policy": r.name, "message": paths.render_text(r.spec["message"], result.input)}
+                for r in result.warns
+            ],
+            matched=[
+                {"policy": r.name, "effect": r.effect, "source": r.spec["source"]}
+                for r in result.matched
+            ],
+            plan_hash=self.plan_hash,
+            event=result.event,
+            tool=result.tool,
+            mode=mode,
+            warnings=list(result.notes),
+            default_used=result.default_used,
+        )
+
+    def run_side_effects(self, result: Result, decision: Decision, env: Env) -> None:
+        rules = [r for r in result.matched + result.warns if r.spec.get("then")]
+        if not rules:
+            return
+        try:
+            from warden import effects
+        except ImportError:  # side effects arrive with the hooks module
+            return
+        decision.side_effects.extend(effects.run(self, rules, env, decision))
+
+    def explain(self, inp: dict[str, Any], *, now: float | None = None,
+                environ: dict[str, str] | None = None, events: Any = None) -> list[dict[str, Any]]:
+        env = self.make_env(check_input(inp), now=now, environ=environ, events=events)
+        return self.runtime.explain(env)
+
+
+def load(path: str | os.PathLike[str] | None = None, *, user_policies: bool = True,
+         policies: list[str] | None = None, use_cache: bool = True) -> Engine:
+    """Discover and load policies as the CLI does (from ``path`` or the cwd)."""
+    start = str(path) if path is not None else None
+    sources, root = discover(policies, cwd=start, user=user_policies, start=start)
+    if not sources:
+        raise PolicyError(Problem(
+            f"no policy files found (no warden.yaml or .warden/*.yaml at or above "
+            f"{start or os.getcwd()})"))
+    loaded = build_plan(sources, root, use_cache=use_cache)
+    return Engine(loaded.plan, loaded.root, loaded.warnings)
+
+
+def load_plan(path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> Engine:
+    """An engine for a plan written by ``warden compile``."""
+    from warden.plan import load_json
+
+    plan = load_json(str(path))
+    return Engine(plan, Path(root) if root else Path.cwd())

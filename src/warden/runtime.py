@@ -1,0 +1,646 @@
+"""Stage 5: build matchers from a plan once per process and evaluate inputs.
+
+Pure: no state is written, no side effect runs here (``then:`` items are returned for the
+caller to run). Conditions become closures the first time a rule is a candidate, so a cold
+hook process with 10,000 rules only builds the few rules its event and tool can reach.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from warden import paths
+from warden.paths import MISSING
+
+STRICTNESS = {"allow": 0, "ask": 1, "deny": 2}
+NON_AGENT_EVENTS = frozenset({"file", "action"})
+
+
+@dataclass
+class Env:
+    """What one evaluation can see besides the input itself."""
+
+    input: dict[str, Any]
+    now: float
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    root: str = "."
+    events: Callable[[], list[Any]] | None = None  # recorded session events (state:)
+    notes: list[str] = field(default_factory=list)
+    _events_cache: list[Any] | None = None
+
+    def session_events(self) -> list[Any]:
+        if self._events_cache is None:
+            self._events_cache = self.events() if self.events is not None else []
+        return self._events_cache
+
+
+Pred = Callable[[Env, Any], bool]
+
+
+# ----------------------------------------------------------------------- regexes
+
+_RE_CACHE: dict[tuple[str, bool, bool], Any] = {}
+
+
+def regex(pattern: str, *, ignore_case: bool = False, full: bool = False) -> Any:
+    """An RE2 matcher (linear time): ``.search`` semantics, or full match with ``full``."""
+    key = (pattern, ignore_case, full)
+    rx = _RE_CACHE.get(key)
+    if rx is None:
+        import re2
+
+        options = re2.Options()
+        options.log_errors = False
+        if ignore_case:
+            options.case_sensitive = False
+        src = f"(?:{pattern})\\z" if full else pattern
+        compiled = re2.compile(src, options)
+        rx = compiled.match if full else compiled.search
+        _RE_CACHE[key] = rx
+    return rx
+
+
+# ------------------------------------------------------------------- comparisons
+
+
+def json_equal(a: Any, b: Any) -> bool:
+    """Equality with JSON types: ``true`` is not ``1``, ``"3"`` is not ``3``."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list):
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
+    return bool(a == b)
+
+
+def _fold(v: Any) -> Any:
+    return v.casefold() if isinstance(v, str) else v
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _contains(v: Any, t: Any, ic: bool) -> bool:
+    if isinstance(v, str):
+        return isinstance(t, str) and (_fold(t) in _fold(v) if ic else t in v)
+    if isinstance(v, list):
+        if ic:
+            return any(json_equal(_fold(e), _fold(t)) for e in v)
+        return any(json_equal(e, t) for e in v)
+    if isinstance(v, dict):
+        if not isinstance(t, str):
+            return False
+        return any(_fold(k) == _fold(t) for k in v) if ic else t in v
+    return False
+
+
+def _compare(cmp: str, ic: bool) -> Callable[[Any, Any], bool]:
+    if cmp == "equals":
+        if ic:
+            return lambda v, t: json_equal(_fold(v), _fold(t))
+        return json_equal
+    if cmp == "in":
+        if ic:
+            return lambda v, items: any(json_equal(_fold(v), _fold(x)) for x in items)
+        return lambda v, items: any(json_equal(v, x) for x in items)
+    if cmp == "contains":
+        return lambda v, t: _contains(v, t, ic)
+    if cmp == "starts_with":
+        if ic:
+            return lambda v, t: isinstance(v, str) and isinstance(t, str) and _fold(v).startswith(
+                _fold(t))
+        return lambda v, t: isinstance(v, str) and isinstance(t, str) and v.startswith(t)
+    if cmp == "ends_with":
+        if ic:
+            return lambda v, t: isinstance(v, str) and isinstance(t, str) and _fold(v).endswith(
+                _fold(t))
+        return lambda v, t: isinstance(v, str) and isinstance(t, str) and v.endswith(t)
+    ops: dict[str, Callable[[Any, Any], bool]] = {
+        "gt": lambda a, b: a > b,
+        "gte": lambda a, b: a >= b,
+        "lt": lambda a, b: a < b,
+        "lte": lambda a, b: a <= b,
+    }
+    op = ops[cmp]
+    return lambda v, t: _is_number(v) and _is_number(t) and op(v, t)
+
+
+# -------------------------------------------------------------------- conditions
+
+
+def build(node: dict[str, Any]) -> Pred:
+    """A predicate ``(env, subject) -> bool`` for one plan condition.
+
+    ``subject`` is the object field paths read (the input, or a recorded event inside a
+    ``state: where``); templates always read ``env.input``.
+    """
+    op = node["op"]
+    if op == "all":
+        preds = [build(a) for a in node["args"]]
+        return lambda env, subj: all(p(env, subj) for p in preds)
+    if op == "any":
+        preds = [build(a) for a in node["args"]]
+        return lambda env, subj: any(p(env, subj) for p in preds)
+    if op == "not":
+        inner = build(node["arg"])
+        return lambda env, subj: not inner(env, subj)
+    if op == "field":
+        return _build_field(node)
+    builder = _LEAF_BUILDERS.get(op)
+    if builder is None:
+        return lambda env, subj: False
+    return builder(node)
+
+
+def _target(node: dict[str, Any]) -> Callable[[Env], Any]:
+    """The comparison value: a literal, or a template filled from the input."""
+    if "tpl" in node:
+        parts = node["tpl"]
+        return lambda env: paths.render(parts, env.input, "condition")
+    value = node.get("value")
+    return lambda env: value
+
+
+def _values(segments: list[str]) -> Callable[[Any], Iterable[Any]]:
+    if paths.STAR in segments:
+        return lambda subj: paths.resolve(subj, segments)
+
+    def single(subj: Any) -> Iterable[Any]:
+        v = paths.get(subj, segments)
+        return () if v is MISSING else (v,)
+
+    return single
+
+
+def _build_field(node: dict[str, Any]) -> Pred:
+    cmp = node["cmp"]
+    ic = bool(node.get("ic"))
+    segments: list[str] = node["path"]
+    values = _values(segments)
+    if cmp == "exists":
+        want = bool(node.get("value"))
+        return lambda env, subj: any(True for _ in values(subj)) == want
+    if cmp in ("matches", "glob"):
+        rx = regex(node["regex"], ignore_case=ic, full=cmp == "glob")
+        if paths.STAR not in segments:
+            def single(env: Env, subj: Any) -> bool:
+                v = paths.get(subj, segments)
+                return isinstance(v, str) and rx(v) is not None
+
+            return single
+        return lambda env, subj: any(isinstance(v, str) and rx(v) is not None
+                                     for v in values(subj))
+    compare = _compare(cmp, ic)
+    if cmp == "in":
+        getters = [_target(item) for item in node["items"]]
+
+        def pred_in(env: Env, subj: Any) -> bool:
+            items = [g(env) for g in getters]
+            items = [x for x in items if x is not MISSING]
+            return any(compare(v, items) for v in values(subj))
+
+        return pred_in
+    target = _target(node)
+    if "tpl" not in node and paths.STAR not in segments:
+        const = node.get("value")
+
+        def fast(env: Env, subj: Any) -> bool:
+            v = paths.get(subj, segments)
+            return v is not MISSING and compare(v, const)
+
+        return fast
+
+    def pred(env: Env, subj: Any) -> bool:
+        t = target(env)
+        if t is MISSING:
+            return False
+        return any(compare(v, t) for v in values(subj))
+
+    return pred
+
+
+def _build_file(node: dict[str, Any]) -> Pred:
+    parts = node["path"]
+
+    def pred(env: Env, subj: Any) -> bool:
+        p = paths.render(parts, env.input, "strict")
+        if p is MISSING or not isinstance(p, str):
+            return False
+        full = os.path.join(env.root, os.path.expanduser(p))
+        try:
+            st = os.stat(full)
+        except (OSError, ValueError):
+            return node.get("exists") is False
+        if "modified_within" in node:
+            return bool(st.st_mtime >= env.now - node["modified_within"])
+        if "larger_than" in node:
+            return bool(st.st_size > node["larger_than"])
+        return node.get("exists", True) is True
+
+    return pred
+
+
+def _build_env(node: dict[str, Any]) -> Pred:
+    name = node["name"]
+    if "equals" in node:
+        want = node["equals"]
+        return lambda env, subj: env.environ.get(name) == want
+    if "matches" in node:
+        rx = regex(node["matches"])
+        return lambda env, subj: (v := env.environ.get(name)) is not None and rx(v) is not None
+    want_exists = node.get("exists", True)
+    return lambda env, subj: (name in env.environ) == want_exists
+
+
+def _build_time(node: dict[str, Any]) -> Pred:
+    def pred(env: Env, subj: Any) -> bool:
+        return clock_matches(node, env.now)
+
+    return pred
+
+
+def clock_matches(node: Mapping[str, Any], now: float) -> bool:
+    """``days`` / ``after`` (inclusive) / ``before`` (exclusive) in ``tz``."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    local = datetime.fromtimestamp(now, ZoneInfo(node.get("tz") or "UTC"))
+    if "days" in node and local.weekday() not in node["days"]:
+        return False
+    minute = local.hour * 60 + local.minute
+    after, before = node.get("after"), node.get("before")
+    if after is not None and before is not None and after > before:  # overnight window
+        return minute >= after or minute < before
+    if after is not None and minute < after:
+        return False
+    return not (before is not None and minute >= before)
+
+
+def _build_command(node: dict[str, Any]) -> Pred:
+    argv_parts = node["run"]
+
+    def pred(env: Env, subj: Any) -> bool:
+        import subprocess
+
+        argv = [paths.render(p, env.input, "strict") for p in argv_parts]
+        if any(a is MISSING for a in argv):
+            return False
+        try:
+            proc = subprocess.run(
+                [paths.to_text(a) for a in argv],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=node["timeout"],
+                cwd=env.root,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            env.notes.append(f"command {argv[0]!r} timed out after {node['timeout']}s")
+            return False
+        except OSError as exc:
+            env.notes.append(f"command {argv[0]!r} could not start: {exc.strerror}")
+            return False
+        return bool(proc.returncode == node["exit_code"])
+
+    return pred
+
+
+def _count_ok(count: Mapping[str, int], n: int) -> bool:
+    checks = {
+        "equals": n.__eq__,
+        "gt": n.__gt__,
+        "gte": n.__ge__,
+        "lt": n.__lt__,
+        "lte": n.__le__,
+    }
+    return all(checks[k](v) for k, v in count.items() if k in checks)
+
+
+def _build_state(node: dict[str, Any]) -> Pred:
+    events = set(node["events"]) if node.get("events") else None
+    tools = set(node["tools"]) if node.get("tools") else None
+    tool_rx = regex(node["tool_re"], full=True) if node.get("tool_re") else None
+    where = build(node["where"]) if node.get("where") else None
+    since = build(node["since"]) if node.get("since") else None
+    within = node.get("within")
+    count = node.get("count") or {"gte": 1}
+
+    def selected(env: Env, ev: Any) -> bool:
+        if events is not None and ev.event not in events:
+            return False
+        if tools is not None and ev.tool not in tools:
+            return False
+        if tool_rx is not None and (not isinstance(ev.tool, str) or tool_rx(ev.tool) is None):
+            return False
+        return where is None or where(env, ev.data)
+
+    def pred(env: Env, subj: Any) -> bool:
+        recorded = env.session_events()
+        start = 0
+        if since is not None:
+            for i in range(len(recorded) - 1, -1, -1):
+                if since(env, recorded[i].data):
+                    start = i + 1
+                    break
+        horizon = env.now - within if within is not None else None
+        n = 0
+        for ev in recorded[start:]:
+            if horizon is not None and ev.ts < horizon:
+                continue
+            if selected(env, ev):
+                n += 1
+        return _count_ok(count, n)
+
+    return pred
+
+
+_LEAF_BUILDERS: dict[str, Callable[[dict[str, Any]], Pred]] = {
+    "file": _build_file,
+    "env": _build_env,
+    "time": _build_time,
+    "command": _build_command,
+    "state": _build_state,
+    "false": lambda node: lambda env, subj: False,
+}
+
+
+# ------------------------------------------------------------------------- rules
+
+
+@dataclass
+class Rule:
+    """A plan rule with its matchers built."""
+
+    index: int
+    spec: dict[str, Any]
+    name: str
+    effect: str
+    tool_rx: Callable[[str], Any] | None
+    when: Pred | None
+
+    def applies(self, env: Env, tool: Any) -> bool:
+        if self.tool_rx is not None and (not isinstance(tool, str) or self.tool_rx(tool) is None):
+            return False
+        return self.when is None or self.when(env, env.input)
+
+
+def build_rule(index: int, spec: dict[str, Any]) -> Rule:
+    tool_rx = regex(spec["tool_re"], full=True) if spec.get("tool_re") else None
+    when = build(spec["when"]) if spec.get("when") else None
+    return Rule(index, spec, spec["name"], spec["effect"], tool_rx, when)
+
+
+class Scope:
+    """One scope's rules (project or user), built lazily, with the candidate index."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.name: str = spec["name"]
+        self.combine: str = spec.get("combine", "first-match")
+        self.default: str | None = spec.get("default")
+        self.specs: list[dict[str, Any]] = spec["rules"]
+        self.index: dict[str, Any] = spec["index"]
+        self._rules: dict[int, Rule] = {}
+        self._candidates: dict[tuple[Any, Any], list[Rule]] = {}
+
+    def rule(self, i: int) -> Rule:
+        r = self._rules.get(i)
+        if r is None:
+            r = self._rules[i] = build_rule(i, self.specs[i])
+        return r
+
+    def candidates(self, event: Any, tool: Any) -> list[Rule]:
+        key = (event, tool)
+        found = self._candidates.get(key)
+        if found is None:
+            lists: list[list[int]] = []
+            buckets = [self.index["any"]]
+            if isinstance(event, str) and event in self.index["events"]:
+                buckets.append(self.index["events"][event])
+            for b in buckets:
+                lists.append(b["any"])
+                if isinstance(tool, str) and tool in b["tools"]:
+                    lists.append(b["tools"][tool])
+            merged = lists[0] if len(lists) == 1 else list(heapq.merge(*lists))
+            found = [self.rule(i) for i in merged]
+            if len(self._candidates) < 4096:
+                self._candidates[key] = found
+        return found
+
+
+@dataclass
+class ScopeResult:
+    scope: str
+    decision: str | None
+    hard: list[Rule]
+    warns: list[Rule]
+
+
+@dataclass
+class Result:
+    """The pure outcome of evaluating one input (before side effects and formatting)."""
+
+    decision: str
+    reason: str
+    event: Any
+    tool: Any
+    matched: list[Rule]
+    warns: list[Rule]
+    default_used: bool
+    notes: list[str]
+    input: dict[str, Any] = field(default_factory=dict)
+
+
+def event_and_tool(inp: Mapping[str, Any]) -> tuple[Any, Any]:
+    event = inp.get("hook_event_name")
+    if event is None:
+        event = inp.get("event")
+    tool = inp.get("tool_name")
+    if tool is None:
+        tool = inp.get("tool")
+    return (event if isinstance(event, str) else None, tool if isinstance(tool, str) else None)
+
+
+class Runtime:
+    """Evaluates inputs against one plan. Build once per process, reuse for every input."""
+
+    def __init__(self, plan: dict[str, Any]) -> None:
+        self.plan = plan
+        self.hash: str = plan["hash"]
+        self.settings: dict[str, Any] = plan["settings"]
+        self.scopes = [Scope(s) for s in plan["scopes"]]
+
+    def evaluate(self, env: Env) -> Result:
+        inp = env.input
+        event, tool = event_and_tool(inp)
+        results = [self._scope(scope, env, event, tool) for scope in self.scopes]
+        agent_event = event not in NON_AGENT_EVENTS
+        decided = [
+            r for r in results
+            if r.decision is not None and (r.hard or agent_event)
+        ]
+        warns = [w for r in results for w in r.warns]
+        if not decided:
+            default = self.settings.get("default", "allow") if agent_event else "allow"
+            reason = f"no rule matched: default {default}"
+            return Result(default, reason, event, tool, [], warns, True, env.notes, inp)
+        final = max(decided, key=lambda r: STRICTNESS[r.decision or "allow"]).decision or "allow"
+        matched = [rule for r in decided if r.decision == final for rule in r.hard]
+        deciding = next((m for m in matched if m.effect == final), None)
+        if deciding is None:
+            reason = f"no rule matched: default {final}"
+        else:
+            reason = paths.render_text(deciding.spec["message"], inp)
+        return Result(final, reason, event, tool, matched, warns, deciding is None, env.notes, inp)
+
+    def _scope(self, scope: Scope, env: Env, event: Any, tool: Any) -> ScopeResult:
+        warns: list[Rule] = []
+        hard: list[Rule] = []
+        first_match = scope.combine != "deny-overrides"
+        for rule in scope.candidates(event, tool):
+            if rule.effect == "warn":
+                if rule.applies(env, tool):
+                    warns.append(rule)
+            elif first_match and hard:
+                continue
+            elif rule.applies(env, tool):
+                hard.append(rule)
+        if hard:
+            decision = max((r.effect for r in hard), key=STRICTNESS.__getitem__)
+            if first_match:
+                decision = hard[0].effect
+        else:
+            decision = scope.default
+        return ScopeResult(scope.name, decision, hard, warns)
+
+    # -------------------------------------------------------------- explain
+
+    def explain(self, env: Env) -> list[dict[str, Any]]:
+        """Every rule of every scope: whether it applied, and what decided that."""
+        event, tool = event_and_tool(env.input)
+        out = []
+        for scope in self.scopes:
+            for i in range(len(scope.specs)):
+                rule = scope.rule(i)
+                applied, detail = self._explain_rule(rule, env, event, tool)
+                out.append({
+                    "policy": rule.name,
+                    "effect": rule.effect,
+                    "scope": scope.name,
+                    "source": rule.spec["source"],
+                    "applied": applied,
+                    "detail": detail,
+                })
+        return out
+
+    def _explain_rule(self, rule: Rule, env: Env, event: Any, tool: Any) -> tuple[bool, str]:
+        spec = rule.spec
+        if spec.get("events") and event not in spec["events"]:
+            return False, f"event {event!r} is not {_names_text(spec['events'])}"
+        if spec.get("tools") and tool not in spec["tools"]:
+            return False, f"tool {tool!r} is not {_names_text(spec['tools'])}"
+        if rule.tool_rx is not None and (not isinstance(tool, str) or rule.tool_rx(tool) is None):
+            return False, f"tool {tool!r} does not fully match {spec['tool_re']!r}"
+        if spec.get("when") is None:
+            return True, "no condition: applies to every matching event"
+        ok, why = explain_condition(spec["when"], env, env.input)
+        return ok, why
+
+
+def _names_text(names: list[str]) -> str:
+    return repr(names[0]) if len(names) == 1 else "one of " + ", ".join(map(repr, names))
+
+
+def explain_condition(node: dict[str, Any], env: Env, subj: Any) -> tuple[bool, str]:
+    """(result, the reason in words) for one condition tree."""
+    op = node["op"]
+    if op == "all":
+        for child in node["args"]:
+            ok, why = explain_condition(child, env, subj)
+            if not ok:
+                return False, why
+        return True, f"all {len(node['args'])} conditions held ({node['at']})"
+    if op == "any":
+        reasons = []
+        for child in node["args"]:
+            ok, why = explain_condition(child, env, subj)
+            if ok:
+                return True, why
+            reasons.append(why)
+        return False, "none held: " + "; ".join(reasons)
+    if op == "not":
+        ok, why = explain_condition(node["arg"], env, subj)
+        return (not ok), ("not: " + why)
+    ok = build(node)(env, subj)
+    return ok, f"{describe(node, subj)} -> {'true' if ok else 'false'} ({node['at']})"
+
+
+def describe(node: dict[str, Any], subj: Any) -> str:
+    op = node["op"]
+    if op == "field":
+        values = list(paths.resolve(subj, node["path"]))
+        shown = paths.to_text(values[0]) if len(values) == 1 else paths.to_text(values)
+        if not values:
+            shown = "<missing>"
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        target = node.get("regex") if node["cmp"] in ("matches", "glob") else node.get(
+            "glob", node.get("value", node.get("tpl", node.get("items"))))
+        return f"field {node['field']} ({shown}) {node['cmp']} {paths.to_text(target)}"
+    return f"{op} condition"
+
+
+def witness(node: dict[str, Any] | None, env: Env, subj: Any) -> tuple[str | int, ...] | None:
+    """The concrete path of the first field value that made ``node`` true (for locations)."""
+    if node is None:
+        return None
+    op = node["op"]
+    if op == "all":
+        for child in node["args"]:
+            w = witness(child, env, subj)
+            if w is not None:
+                return w
+        return None
+    if op == "any":
+        for child in node["args"]:
+            if build(child)(env, subj):
+                return witness(child, env, subj)
+        return None
+    if op != "field" or node["cmp"] == "exists" and not node.get("value"):
+        return None
+    single = dict(node)
+    for concrete, value in paths.resolve_paths(subj, node["path"]):
+        probe = {**single, "path": [str(p) for p in concrete]}
+        if build(probe)(env, {**_wrap(concrete, value)}):
+            return concrete
+    return None
+
+
+def _wrap(concrete: tuple[str | int, ...], value: Any) -> dict[str, Any]:
+    # Build a minimal object holding ``value`` at ``concrete`` so the single-value
+    # predicate can be re-run on it.
+    obj: Any = value
+    for seg in reversed(concrete):
+        obj = {str(seg): obj}
+    return obj if isinstance(obj, dict) else {"": obj}
+
+
+def now_env(inp: dict[str, Any], **kw: Any) -> Env:
+    from warden.durations import now
+
+    return Env(input=inp, now=kw.pop("now", None) or now(), **kw)
+
+
+def elapsed_ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 3)
