@@ -396,10 +396,94 @@ class Rule:
         return self.when is None or self.when(env, env.input)
 
 
+def _applies(rule: Rule, env: Env, tool: Any, known: set[int]) -> bool:
+    if rule.index in known:
+        return rule.tool_rx is None or (isinstance(tool, str) and rule.tool_rx(tool) is not None)
+    return rule.applies(env, tool)
+
+
 def build_rule(index: int, spec: dict[str, Any]) -> Rule:
     tool_rx = regex(spec["tool_re"], full=True) if spec.get("tool_re") else None
     when = build(spec["when"]) if spec.get("when") else None
     return Rule(index, spec, spec["name"], spec["effect"], tool_rx, when)
+
+
+def prefilter_pattern(spec: dict[str, Any]) -> tuple[list[str], str, bool] | None:
+    """(field path, RE2 pattern, exact) when a rule's condition starts with a string test that
+    one RE2 set can pre-screen; ``exact`` when that test is the whole condition."""
+    when = spec.get("when")
+    if not when:
+        return None
+    leaf = when["args"][0] if when["op"] == "all" else when
+    if leaf["op"] != "field" or paths.STAR in leaf["path"] or "tpl" in leaf:
+        return None
+    cmp, ic, value = leaf["cmp"], bool(leaf.get("ic")), leaf.get("value")
+    if cmp == "matches":
+        pattern = ("(?i)" if ic else "") + leaf["regex"]
+    elif cmp == "glob":
+        pattern = ("(?i)" if ic else "") + "^(?:" + leaf["regex"] + ")\\z"
+    elif ic or not isinstance(value, str):
+        return None
+    elif cmp == "contains":
+        pattern = _re2_escape(value)
+    elif cmp == "starts_with":
+        pattern = "^" + _re2_escape(value)
+    elif cmp == "ends_with":
+        pattern = _re2_escape(value) + "\\z"
+    elif cmp == "equals":
+        pattern = "^" + _re2_escape(value) + "\\z"
+    else:
+        return None
+    return leaf["path"], pattern, leaf is when
+
+
+def _re2_escape(text: str) -> str:
+    return "".join("\\" + c if not (c.isalnum() or c == "_" or ord(c) > 127) else c
+                   for c in text)
+
+
+@dataclass
+class Group:
+    """Candidate rules whose first test reads one string field, screened by one RE2 set."""
+
+    segments: list[str]
+    matcher: Any
+    rules: list[Rule]
+    exact: list[bool]
+
+
+@dataclass
+class Candidates:
+    """The rules an (event, tool) pair can reach: always-check rules and screened groups."""
+
+    plain: list[Rule]
+    groups: list[Group]
+
+    def reachable(self, inp: Any) -> tuple[list[Rule], set[int]]:
+        """Rules worth checking for this input, in order, and those already known true."""
+        if not self.groups:
+            return self.plain, set()
+        picked: list[Rule] = list(self.plain)
+        known: set[int] = set()
+        for g in self.groups:
+            v = paths.get(inp, g.segments)
+            if isinstance(v, str):
+                for k in g.matcher.Match(v):
+                    picked.append(g.rules[k])
+                    if g.exact[k]:
+                        known.add(g.rules[k].index)
+            elif v is not MISSING:
+                picked.extend(g.rules)  # non-string: the rules decide for themselves
+        if len(picked) > 1:
+            picked.sort(key=_rule_index)
+        return picked, known
+
+
+def _rule_index(rule: Rule) -> int:
+    return rule.index
+
+
+MIN_GROUP = 4
 
 
 class Scope:
@@ -412,7 +496,7 @@ class Scope:
         self.specs: list[dict[str, Any]] = spec["rules"]
         self.index: dict[str, Any] = spec["index"]
         self._rules: dict[int, Rule] = {}
-        self._candidates: dict[tuple[Any, Any], list[Rule]] = {}
+        self._candidates: dict[tuple[Any, Any], Candidates] = {}
 
     def rule(self, i: int) -> Rule:
         r = self._rules.get(i)
@@ -420,23 +504,60 @@ class Scope:
             r = self._rules[i] = build_rule(i, self.specs[i])
         return r
 
-    def candidates(self, event: Any, tool: Any) -> list[Rule]:
+    def candidate_numbers(self, event: Any, tool: Any) -> list[int]:
+        lists: list[list[int]] = []
+        buckets = [self.index["any"]]
+        if isinstance(event, str) and event in self.index["events"]:
+            buckets.append(self.index["events"][event])
+        for b in buckets:
+            lists.append(b["any"])
+            if isinstance(tool, str) and tool in b["tools"]:
+                lists.append(b["tools"][tool])
+        return lists[0] if len(lists) == 1 else list(heapq.merge(*lists))
+
+    def candidates(self, event: Any, tool: Any) -> Candidates:
         key = (event, tool)
         found = self._candidates.get(key)
         if found is None:
-            lists: list[list[int]] = []
-            buckets = [self.index["any"]]
-            if isinstance(event, str) and event in self.index["events"]:
-                buckets.append(self.index["events"][event])
-            for b in buckets:
-                lists.append(b["any"])
-                if isinstance(tool, str) and tool in b["tools"]:
-                    lists.append(b["tools"][tool])
-            merged = lists[0] if len(lists) == 1 else list(heapq.merge(*lists))
-            found = [self.rule(i) for i in merged]
+            found = self._build_candidates(self.candidate_numbers(event, tool))
             if len(self._candidates) < 4096:
                 self._candidates[key] = found
         return found
+
+    def _build_candidates(self, numbers: list[int]) -> Candidates:
+        by_field: dict[tuple[str, ...], list[tuple[int, str, bool]]] = {}
+        for i in numbers:
+            pre = prefilter_pattern(self.specs[i])
+            if pre is not None:
+                by_field.setdefault(tuple(pre[0]), []).append((i, pre[1], pre[2]))
+        screened: set[int] = set()
+        groups: list[Group] = []
+        for segs, members in by_field.items():
+            if len(members) < MIN_GROUP:
+                continue
+            matcher = _build_set([m[1] for m in members])
+            if matcher is None:
+                continue
+            groups.append(Group(list(segs), matcher, [self.rule(m[0]) for m in members],
+                                [m[2] for m in members]))
+            screened.update(m[0] for m in members)
+        plain = [self.rule(i) for i in numbers if i not in screened]
+        return Candidates(plain, groups)
+
+
+def _build_set(patterns: list[str]) -> Any:
+    import re2
+
+    options = re2.Options()
+    options.log_errors = False
+    try:
+        matcher = re2.Set.SearchSet(options)
+        for p in patterns:
+            matcher.Add(p)
+        matcher.Compile()
+    except Exception:  # noqa: BLE001 - fall back to checking the rules one by one
+        return None
+    return matcher
 
 
 @dataclass
@@ -508,18 +629,18 @@ class Runtime:
         warns: list[Rule] = []
         hard: list[Rule] = []
         first_match = scope.combine != "deny-overrides"
-        for rule in scope.candidates(event, tool):
+        rules, known = scope.candidates(event, tool).reachable(env.input)
+        for rule in rules:
             if rule.effect == "warn":
-                if rule.applies(env, tool):
+                if _applies(rule, env, tool, known):
                     warns.append(rule)
             elif first_match and hard:
                 continue
-            elif rule.applies(env, tool):
+            elif _applies(rule, env, tool, known):
                 hard.append(rule)
         if hard:
-            decision = max((r.effect for r in hard), key=STRICTNESS.__getitem__)
-            if first_match:
-                decision = hard[0].effect
+            decision = hard[0].effect if first_match else max(
+                (r.effect for r in hard), key=STRICTNESS.__getitem__)
         else:
             decision = scope.default
         return ScopeResult(scope.name, decision, hard, warns)
