@@ -466,7 +466,7 @@ def _side_effect(item: Any, ctx: Ctx, path: FieldPath) -> dict[str, Any]:
         return {
             "kind": "run",
             "run": _argv(item["run"], ctx, (*path, "run")),
-            "timeout": _duration(item.get("timeout", "30s"), ctx, (*path, "timeout")),
+            "timeout": _duration(item.get("timeout", "5s"), ctx, (*path, "timeout")),
             "background": bool(item.get("background", False)),
         }
     if "record" in item and "run" not in item:
@@ -530,7 +530,7 @@ def compile_gate(name: str, gate: dict[str, Any], ctx: Ctx, path: FieldPath) -> 
         out.update(compile_clock(gate, ctx, path))
     elif kind == "command":
         out["run"] = _argv(gate.get("run"), ctx, (*path, "run"))
-        out["timeout"] = _duration(gate.get("timeout", "5m"), ctx, (*path, "timeout"))
+        out["timeout"] = _duration(gate.get("timeout", "10m"), ctx, (*path, "timeout"))
         out["exit_code"] = gate.get("exit_code", 0)
     return out
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import re
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _DURATION = re.compile(r"^(?:[0-9]+(?:ms|s|m|h|d|w))+$")
 _PART = re.compile(r"([0-9]+)(ms|s|m|h|d|w)")
 _CLOCK = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
-_SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(b|kb|mb|gb|kib|mib|gib)?\s*$", re.I)
+_SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(b|kb|mb|gb|tb|kib|mib|gib|tib)?\s*$", re.I)
 _SIZE_UNITS = {
     "b": 1,
     "kb": 1000,
@@ -20,6 +20,8 @@ _SIZE_UNITS = {
     "kib": 1024,
     "mib": 1024**2,
     "gib": 1024**3,
+    "tb": 1000**4,
+    "tib": 1024**4,
 }
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -74,7 +76,7 @@ def parse_instant(text: str) -> float:
         s = s[:-1] + "+00:00"
     dt = datetime.fromisoformat(s)
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()
 
 
