@@ -66,7 +66,9 @@ def check_timezone(name: str) -> None:
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {name!r} (use an IANA name like Europe/Berlin)")
+        raise ValueError(
+            f"unknown time zone {name!r} (use an IANA name like Europe/Berlin)"
+        ) from None
 
 
 def parse_instant(text: str) -> float:

@@ -69,6 +69,8 @@ def check_sources(
         problems.extend(found)
         if not found:
             good.append((s, doc))
+        else:
+            problems.extend(_semantic_extra(s, doc, found))
     plan, semantic = compile_documents(good, version=__version__)
     problems.extend(semantic)
     if not any(p.severity == "error" for p in problems):
@@ -79,6 +81,29 @@ def check_sources(
     problems.sort(key=lambda p: p.sort_key())
     has_error = any(p.severity == "error" for p in problems)
     return (None if has_error else plan), problems
+
+
+def _semantic_extra(source: Source, doc: Any, found: list[Problem]) -> list[Problem]:
+    """Semantic problems (bad regex, template, time zone...) of a document that also has
+    schema errors, so that ``validate`` reports every error at once. Problems on the same
+    branch of the document as a schema error are left out (they would repeat it)."""
+    from warden.compile import compile_documents
+
+    try:
+        _, semantic = compile_documents([(source, doc)], version=__version__)
+    except Exception:
+        return []
+
+    def related(a: str, b: str) -> bool:
+        if a == b:
+            return True
+        if not a or not b:
+            return False
+        return any(x.startswith(y) and x[len(y)] in ".[" for x, y in ((a, b), (b, a))
+                   if len(x) > len(y))
+
+    return [p for p in semantic if p.severity == "error"
+            and not any(related(p.path, f.path) for f in found)]
 
 
 def build_plan(

@@ -25,6 +25,7 @@ FieldPath = tuple[str | int, ...]
 
 MAX_DEPTH = 256
 MAX_NODES = 2_000_000
+MAX_ALIAS_EXPANSION = 100_000
 
 _INT = re.compile(r"[-+]?[0-9]+\Z")
 _OCT = re.compile(r"0o[0-7]+\Z")
@@ -37,6 +38,7 @@ _TRUE = frozenset({"true", "True", "TRUE"})
 _FALSE = frozenset({"false", "False", "FALSE"})
 
 TEST_SUFFIX = ".warden-test.yaml"
+PLAIN = "tag:warden,2024:plain"
 
 
 @dataclass
@@ -85,10 +87,14 @@ def _loader_class() -> Any:
     base = yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader
 
     class Loader(base):  # type: ignore[misc,valid-type]
-        pass
+        # No implicit resolution: every untagged plain scalar comes back tagged PLAIN and
+        # _scalar() applies the YAML 1.2 core schema itself; an explicit ``!!str`` stays a
+        # string.
+        def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+            if kind is yaml.ScalarNode and implicit and implicit[0]:
+                return PLAIN
+            return super().resolve(kind, value, implicit)
 
-    # No implicit resolution: every plain scalar comes back as a str node and
-    # _scalar() applies the YAML 1.2 core schema itself.
     Loader.yaml_implicit_resolvers = {}
     return Loader
 
@@ -106,12 +112,9 @@ def _loader() -> Any:
 def _scalar(node: Any) -> Any:
     value: str = node.value
     tag: str = node.tag
-    plain = node.style in (None, "")
-    if tag == "tag:yaml.org,2002:str" and not plain:
-        return value
-    if tag in ("tag:yaml.org,2002:str", "tag:yaml.org,2002:null") and plain or tag.endswith(
-        (":int", ":float", ":bool", ":null")
-    ):
+    if tag == PLAIN:
+        return _core_scalar(value, "")
+    if tag.startswith("tag:yaml.org,2002:") and tag.endswith((":int", ":float", ":bool", ":null")):
         return _core_scalar(value, tag)
     return value
 
@@ -210,14 +213,76 @@ class _Builder:
         return str(node.value)
 
 
-def _yaml_error(file: str, exc: Exception) -> PolicyError:
+def _check_aliases(root: Any, file: str) -> None:
+    """Refuse alias bombs and recursive aliases before expanding anything.
+
+    Aliases share node objects, so the expanded size of every node is computed once per
+    distinct node (linear in the text, however many aliases): a "billion laughs" document
+    is refused in milliseconds instead of being expanded until a budget runs out.
+    """
+    import yaml
+
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+    distinct = 0
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if isinstance(node, yaml.ScalarNode):
+            if key not in sizes:
+                sizes[key] = 1
+                distinct += 1
+            continue
+        if isinstance(node, yaml.MappingNode):
+            children = [c for pair in node.value for c in pair]
+        else:
+            children = list(node.value)
+        if done:
+            active.discard(key)
+            size = 1 + sum(sizes[id(c)] for c in children)
+            sizes[key] = size
+            distinct += 1
+            if size > MAX_NODES or (size > MAX_ALIAS_EXPANSION and size > 10 * distinct):
+                line, col = _mark(node)
+                raise PolicyError(Problem(
+                    "document too large: aliases expand to more than "
+                    f"{min(size, MAX_NODES):,} values (alias bomb?)", file, line, col))
+            continue
+        if key in sizes:
+            continue
+        if key in active:
+            line, col = _mark(node)
+            raise PolicyError(Problem("recursive alias: a node contains itself", file, line,
+                                      col))
+        active.add(key)
+        stack.append((node, True))
+        for c in children:
+            if id(c) in active and not isinstance(c, yaml.ScalarNode):
+                line, col = _mark(c)
+                raise PolicyError(Problem("recursive alias: a node contains itself", file,
+                                          line, col))
+            if id(c) not in sizes:
+                stack.append((c, False))
+
+
+def _yaml_error(file: str, exc: Exception, text: str = "") -> PolicyError:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if mark is not None and _char_at(text, mark.line, mark.column) == "\t":
+        problem = "tab character: YAML indents with spaces, never tabs"
     context = getattr(exc, "context", None)
     message = f"invalid YAML: {problem}" + (f" ({context})" if context else "")
     if mark is None:
         return PolicyError(Problem(message, file))
     return PolicyError(Problem(message, file, mark.line + 1, mark.column + 1))
+
+
+def _char_at(text: str, line: int, column: int) -> str:
+    lines = text.split("\n", line + 1)
+    if line >= len(lines) or column >= len(lines[line]):
+        return ""
+    return lines[line][column]
 
 
 def parse_yaml(
@@ -237,7 +302,7 @@ def parse_yaml(
     try:
         nodes = list(yaml.compose_all(text, Loader=_loader()))
     except yaml.YAMLError as exc:
-        raise _yaml_error(file, exc) from None
+        raise _yaml_error(file, exc, text) from None
     except RecursionError:
         raise PolicyError(Problem(f"nesting deeper than {MAX_DEPTH} levels", file)) from None
     if not multi and len(nodes) > 1:
@@ -246,6 +311,7 @@ def parse_yaml(
     for node in nodes:
         if node is None:
             continue
+        _check_aliases(node, file)
         builder = _Builder(file, string_keys=string_keys)
         data = builder.build(node)
         docs.append(
@@ -288,20 +354,35 @@ def load_data_file(path: str, fmt: str, display: str | None = None) -> list[Docu
 
 
 def _json_document(raw: bytes, name: str) -> Document:
-    # JSON is YAML 1.2, so the YAML path gives positions for free; fall back to json for
-    # documents libyaml rejects (very long lines, unusual escapes).
-    try:
-        docs = parse_yaml(raw, name, string_keys=False)
-        if docs:
-            return docs[0]
-    except PolicyError:
-        pass
+    # Strict JSON first (a trailing comma or a comment is not JSON, even though YAML flow
+    # syntax would take it); then the YAML path for source positions (JSON is YAML 1.2),
+    # which also refuses duplicate keys. Documents libyaml rejects or reads differently
+    # (very long keys, unusual escapes) keep the json data without positions.
     import json
 
     try:
-        return Document(name, json.loads(raw))
+        text = raw.decode("utf-8-sig")
+        data = json.loads(text, parse_constant=_no_constant)
+    except UnicodeDecodeError as exc:
+        raise PolicyError(Problem(f"not valid UTF-8 (byte {exc.start})", name)) from None
+    except json.JSONDecodeError as exc:
+        raise PolicyError(Problem(f"invalid JSON: {exc.msg}", name, exc.lineno, exc.colno)) \
+            from None
     except (ValueError, RecursionError) as exc:
         raise PolicyError(Problem(f"invalid JSON: {exc}", name)) from None
+    try:
+        docs = parse_yaml(text, name, string_keys=False)
+    except PolicyError as exc:
+        if any("duplicate key" in p.message for p in exc.problems):
+            raise
+        docs = []
+    if docs and docs[0].data == data:
+        return docs[0]
+    return Document(name, data)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
 
 
 def _toml_document(raw: bytes, name: str) -> Document:

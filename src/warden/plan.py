@@ -8,6 +8,7 @@ a file that fails its checksum is deleted and rebuilt, never trusted.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import marshal
@@ -85,10 +86,8 @@ def read_cached(key: str) -> dict[str, Any] | None:
 
 
 def _discard(path: Path) -> None:
-    try:
+    with contextlib.suppress(OSError):
         path.unlink()
-    except OSError:
-        pass
 
 
 def write_cached(key: str, plan: dict[str, Any]) -> None:

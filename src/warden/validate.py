@@ -181,6 +181,9 @@ def _explain(error: Any, doc: Document) -> list[Problem]:
         want_text = " or ".join(want) if isinstance(want, list) else want
         return [_at(doc, path, f"expected {want_text}, got {_type_name(error.instance)}")]
     if v == "pattern":
+        friendly = _PATTERN_HINTS.get(error.validator_value)
+        if friendly is not None:
+            return [_at(doc, path, friendly.format(json.dumps(error.instance)))]
         return [_at(doc, path, f"{json.dumps(error.instance)} does not match the required "
                                f"pattern {error.validator_value}")]
     if v == "dependencies":
@@ -188,6 +191,15 @@ def _explain(error: Any, doc: Document) -> list[Problem]:
     if v == "not" and isinstance(error.validator_value, dict):
         return [_at(doc, path, f"invalid combination: {error.message}")]
     return [_at(doc, path, error.message)]
+
+
+_PATTERN_HINTS = {
+    "^([0-9]+(ms|s|m|h|d|w))+$": "not a duration: {} (use e.g. 30s, 10m, 1h30m, 7d)",
+    "^([01][0-9]|2[0-3]):[0-5][0-9]$": "not a time of day: {} (use HH:MM, 24-hour, e.g. "
+                                       "\"09:00\")",
+    "^[a-z0-9][a-z0-9_.-]*$": "invalid name {}: names use lowercase letters, digits, '_', "
+                              "'.', '-' and start with a letter or digit",
+}
 
 
 def _scalarish(value: Any) -> bool:
@@ -199,7 +211,7 @@ def _name_message(error: Any) -> str:
     if isinstance(inst, str):
         return (f"invalid name {inst!r}: names use lowercase letters, digits, '_', '.', '-' "
                 "and start with a letter or digit")
-    return error.message
+    return str(error.message)
 
 
 def _root_schema(error: Any) -> dict[str, Any]:

@@ -107,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-    except Exception as exc:  # noqa: BLE001 - last resort: one line, exit 70
+    except Exception as exc:
         if os.environ.get("WARDEN_DEBUG"):
             raise
         print(f"warden: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
