@@ -89,6 +89,107 @@ MIGRATIONS: list[tuple[int, str]] = [
         END;
         """,
     ),
+    (
+        2,
+        """
+        CREATE TABLE IF NOT EXISTS executions (
+            id TEXT PRIMARY KEY,
+            action TEXT NOT NULL,
+            action_hash TEXT NOT NULL,
+            plan_hash TEXT NOT NULL,
+            params TEXT NOT NULL,
+            params_key TEXT NOT NULL,
+            status TEXT NOT NULL,
+            exit_code INTEGER,
+            actor TEXT NOT NULL,
+            proposal_id TEXT,
+            idem_key TEXT,
+            rate_keys TEXT NOT NULL DEFAULT '[]',
+            started REAL NOT NULL,
+            ended REAL,
+            pid INTEGER,
+            pid_start TEXT,
+            root TEXT NOT NULL DEFAULT '',
+            reasons TEXT NOT NULL DEFAULT '[]',
+            gates TEXT NOT NULL DEFAULT '[]',
+            detail TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX IF NOT EXISTS executions_action_started ON executions (action, started);
+        CREATE INDEX IF NOT EXISTS executions_status ON executions (status);
+        CREATE TABLE IF NOT EXISTS execution_steps (
+            execution_id TEXT NOT NULL REFERENCES executions (id),
+            idx INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            status TEXT NOT NULL,
+            started REAL,
+            ended REAL,
+            duration_ms REAL,
+            exit_code INTEGER,
+            stdout TEXT NOT NULL DEFAULT '',
+            stderr TEXT NOT NULL DEFAULT '',
+            detail TEXT NOT NULL DEFAULT '',
+            snapshots TEXT NOT NULL DEFAULT '[]',
+            undo TEXT NOT NULL DEFAULT '{}',
+            child TEXT NOT NULL DEFAULT '{}',
+            rollback TEXT NOT NULL DEFAULT '{}',
+            PRIMARY KEY (execution_id, idx)
+        );
+        CREATE TABLE IF NOT EXISTS rate_slots (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            key TEXT NOT NULL,
+            ts REAL NOT NULL,
+            execution_id TEXT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS rate_slots_key_ts ON rate_slots (key, ts);
+        CREATE TABLE IF NOT EXISTS idem_claims (
+            key TEXT PRIMARY KEY,
+            execution_id TEXT NOT NULL,
+            ts REAL NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS proposals (
+            id TEXT PRIMARY KEY,
+            action TEXT NOT NULL,
+            action_hash TEXT NOT NULL,
+            plan_hash TEXT NOT NULL,
+            params TEXT NOT NULL,
+            params_key TEXT NOT NULL,
+            proposer TEXT NOT NULL,
+            status TEXT NOT NULL,
+            required INTEGER NOT NULL DEFAULT 1,
+            created REAL NOT NULL,
+            updated REAL NOT NULL,
+            note TEXT NOT NULL DEFAULT '',
+            dry_run_id TEXT,
+            execution_id TEXT,
+            detail TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX IF NOT EXISTS proposals_action ON proposals (action, params_key, status);
+        CREATE TABLE IF NOT EXISTS approvals (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            proposal_id TEXT NOT NULL REFERENCES proposals (id),
+            kind TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            ts REAL NOT NULL,
+            note TEXT NOT NULL DEFAULT '',
+            action_hash TEXT NOT NULL
+        );
+        CREATE UNIQUE INDEX IF NOT EXISTS approvals_once
+            ON approvals (proposal_id, actor) WHERE kind = 'approve';
+        CREATE TABLE IF NOT EXISTS dry_runs (
+            id TEXT PRIMARY KEY,
+            action TEXT NOT NULL,
+            params_key TEXT NOT NULL,
+            action_hash TEXT NOT NULL,
+            plan_hash TEXT NOT NULL,
+            ts REAL NOT NULL,
+            actor TEXT NOT NULL,
+            ok INTEGER NOT NULL,
+            detail TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX IF NOT EXISTS dry_runs_lookup ON dry_runs (action, params_key, ts);
+        """,
+    ),
 ]
 
 
@@ -142,6 +243,43 @@ def _loads(text: str) -> Any:
         return json.loads(text)
     except ValueError as exc:
         raise StateError(f"state database holds invalid JSON: {exc}") from exc
+
+
+EXECUTION_COLUMNS = (
+    "id", "action", "action_hash", "plan_hash", "params", "params_key", "status", "exit_code",
+    "actor", "proposal_id", "idem_key", "rate_keys", "started", "ended", "pid", "pid_start",
+    "root", "reasons", "gates", "detail",
+)
+STEP_COLUMNS = (
+    "execution_id", "idx", "name", "kind", "status", "started", "ended", "duration_ms",
+    "exit_code", "stdout", "stderr", "detail", "snapshots", "undo", "child", "rollback",
+)
+PROPOSAL_COLUMNS = (
+    "id", "action", "action_hash", "plan_hash", "params", "params_key", "proposer", "status",
+    "required", "created", "updated", "note", "dry_run_id", "execution_id", "detail",
+)
+APPROVAL_COLUMNS = ("id", "proposal_id", "kind", "actor", "ts", "note", "action_hash")
+DRY_RUN_COLUMNS = (
+    "id", "action", "params_key", "action_hash", "plan_hash", "ts", "actor", "ok", "detail",
+)
+_JSON_COLUMNS = {
+    "executions": frozenset({"params", "rate_keys", "reasons", "gates", "detail"}),
+    "execution_steps": frozenset({"snapshots", "undo", "child", "rollback"}),
+    "proposals": frozenset({"params", "detail"}),
+    "dry_runs": frozenset({"detail"}),
+}
+
+
+def _encode(table: str, column: str, value: Any) -> Any:
+    if column in _JSON_COLUMNS.get(table, ()):
+        return dumps(value)
+    return value
+
+
+def _decode(table: str, column: str, value: Any) -> Any:
+    if value is not None and column in _JSON_COLUMNS.get(table, ()):
+        return _loads(value)
+    return value
 
 
 def _is_busy(exc: sqlite3.Error) -> bool:
@@ -385,6 +523,197 @@ class Store:
         sql = "SELECT seq, ts, actor, kind, action, record, prev_hash, hash FROM audit ORDER BY seq"
         for r in self._iter(sql):
             yield AuditRow(int(r[0]), float(r[1]), r[2], r[3], r[4], r[5], r[6], r[7])
+
+    # -- guarded actions: executions, steps, claims, proposals, dry runs ---------------------
+    # Rows are plain dicts; the JSON columns listed in `_JSON_COLUMNS` are encoded and decoded
+    # here. Column names come only from the fixed tuples below, never from callers' strings.
+
+    def _insert(self, table: str, columns: tuple[str, ...], row: dict[str, Any]) -> None:
+        unknown = set(row) - set(columns)
+        if unknown:
+            raise StateError(f"unknown {table} column(s): {', '.join(sorted(unknown))}")
+        names = [c for c in columns if c in row]
+        values = [_encode(table, c, row[c]) for c in names]
+        self._exec(
+            f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})",
+            values,
+        )
+
+    def _update(self, table: str, columns: tuple[str, ...], where: str,
+                key: Sequence[Any], fields: dict[str, Any]) -> int:
+        unknown = set(fields) - set(columns)
+        if unknown:
+            raise StateError(f"unknown {table} column(s): {', '.join(sorted(unknown))}")
+        if not fields:
+            return 0
+        names = list(fields)
+        sql = f"UPDATE {table} SET {', '.join(f'{c} = ?' for c in names)} WHERE {where}"
+        values = [_encode(table, c, fields[c]) for c in names]
+        return int(self._exec(sql, [*values, *key]).rowcount)
+
+    def _select(self, table: str, columns: tuple[str, ...], where: str = "1",
+                params: Sequence[Any] = (), tail: str = "") -> list[dict[str, Any]]:
+        rows = self._rows(f"SELECT {', '.join(columns)} FROM {table} WHERE {where} {tail}",
+                          params)
+        return [{c: _decode(table, c, v) for c, v in zip(columns, r, strict=True)}
+                for r in rows]
+
+    def execution_insert(self, row: dict[str, Any]) -> None:
+        """Journal one execution (or aborted attempt); `row` keys are executions columns."""
+        self._insert("executions", EXECUTION_COLUMNS, row)
+
+    def execution_update(self, execution_id: str, **fields: Any) -> int:
+        """Update columns of one execution. Returns the number of rows changed (0 or 1)."""
+        return self._update("executions", EXECUTION_COLUMNS, "id = ?", (execution_id,), fields)
+
+    def execution_set_status(self, execution_id: str, expected: Sequence[str],
+                             **fields: Any) -> bool:
+        """Update an execution only while its status is one of `expected` (compare-and-set)."""
+        marks = ", ".join("?" for _ in expected)
+        return self._update("executions", EXECUTION_COLUMNS, f"id = ? AND status IN ({marks})",
+                            (execution_id, *expected), fields) > 0
+
+    def execution_get(self, execution_id: str) -> dict[str, Any] | None:
+        """One execution row, or None."""
+        rows = self._select("executions", EXECUTION_COLUMNS, "id = ?", (execution_id,))
+        return rows[0] if rows else None
+
+    def executions(self, *, action: str | None = None, statuses: Sequence[str] | None = None,
+                   since: float | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Executions, newest first, filtered by action, status and start time."""
+        where, params = ["1"], []  # type: list[str], list[Any]
+        if action is not None:
+            where.append("action = ?")
+            params.append(action)
+        if statuses:
+            where.append(f"status IN ({', '.join('?' for _ in statuses)})")
+            params.extend(statuses)
+        if since is not None:
+            where.append("started >= ?")
+            params.append(float(since))
+        tail = "ORDER BY started DESC, rowid DESC"
+        if limit is not None:
+            tail += " LIMIT ?"
+            params.append(int(limit))
+        return self._select("executions", EXECUTION_COLUMNS, " AND ".join(where), params, tail)
+
+    def step_insert(self, row: dict[str, Any]) -> None:
+        """Journal one step of an execution (`execution_id`, `idx` and the other columns)."""
+        self._insert("execution_steps", STEP_COLUMNS, row)
+
+    def step_update(self, execution_id: str, idx: int, **fields: Any) -> int:
+        """Update columns of one step."""
+        return self._update("execution_steps", STEP_COLUMNS, "execution_id = ? AND idx = ?",
+                            (execution_id, int(idx)), fields)
+
+    def steps(self, execution_id: str) -> list[dict[str, Any]]:
+        """The journalled steps of one execution, in order."""
+        return self._select("execution_steps", STEP_COLUMNS, "execution_id = ?",
+                            (execution_id,), "ORDER BY idx")
+
+    def rate_count(self, key: str, since: float) -> int:
+        """Rate-limit slots taken for `key` at or after `since`."""
+        rows = self._rows("SELECT COUNT(*) FROM rate_slots WHERE key = ? AND ts >= ?",
+                          (key, float(since)))
+        return int(rows[0][0])
+
+    def rate_oldest(self, key: str, since: float) -> float | None:
+        """Time of the oldest slot for `key` still inside the window (when one frees up)."""
+        rows = self._rows("SELECT MIN(ts) FROM rate_slots WHERE key = ? AND ts >= ?",
+                          (key, float(since)))
+        return None if rows[0][0] is None else float(rows[0][0])
+
+    def rate_take(self, key: str, ts: float, execution_id: str) -> None:
+        """Take one rate-limit slot (call inside the transaction that checked the count)."""
+        self._exec("INSERT INTO rate_slots (key, ts, execution_id) VALUES (?, ?, ?)",
+                   (key, float(ts), execution_id))
+
+    def idem_get(self, key: str) -> dict[str, Any] | None:
+        """The claim on an idempotency key: {key, execution_id, ts}, or None."""
+        rows = self._select("idem_claims", ("key", "execution_id", "ts"), "key = ?", (key,))
+        return rows[0] if rows else None
+
+    def idem_put(self, key: str, execution_id: str, ts: float) -> None:
+        """Claim (or re-claim) an idempotency key for an execution."""
+        self._exec(
+            "INSERT INTO idem_claims (key, execution_id, ts) VALUES (?, ?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET execution_id = excluded.execution_id,"
+            " ts = excluded.ts",
+            (key, execution_id, float(ts)),
+        )
+
+    def idem_release(self, key: str, execution_id: str) -> bool:
+        """Free a key, but only if `execution_id` still holds it."""
+        return self._exec("DELETE FROM idem_claims WHERE key = ? AND execution_id = ?",
+                          (key, execution_id)).rowcount > 0
+
+    def proposal_insert(self, row: dict[str, Any]) -> None:
+        """Store one proposal."""
+        self._insert("proposals", PROPOSAL_COLUMNS, row)
+
+    def proposal_update(self, proposal_id: str, **fields: Any) -> int:
+        """Update columns of one proposal."""
+        return self._update("proposals", PROPOSAL_COLUMNS, "id = ?", (proposal_id,), fields)
+
+    def proposal_set_status(self, proposal_id: str, expected: Sequence[str],
+                            **fields: Any) -> bool:
+        """Update a proposal only while its status is one of `expected` (compare-and-set)."""
+        marks = ", ".join("?" for _ in expected)
+        return self._update("proposals", PROPOSAL_COLUMNS, f"id = ? AND status IN ({marks})",
+                            (proposal_id, *expected), fields) > 0
+
+    def proposal_get(self, proposal_id: str) -> dict[str, Any] | None:
+        """One proposal, or None."""
+        rows = self._select("proposals", PROPOSAL_COLUMNS, "id = ?", (proposal_id,))
+        return rows[0] if rows else None
+
+    def proposals(self, *, action: str | None = None, params_key: str | None = None,
+                  statuses: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """Proposals, newest first, filtered by action, params and status."""
+        where, params = ["1"], []  # type: list[str], list[Any]
+        if action is not None:
+            where.append("action = ?")
+            params.append(action)
+        if params_key is not None:
+            where.append("params_key = ?")
+            params.append(params_key)
+        if statuses:
+            where.append(f"status IN ({', '.join('?' for _ in statuses)})")
+            params.extend(statuses)
+        return self._select("proposals", PROPOSAL_COLUMNS, " AND ".join(where), params,
+                            "ORDER BY created DESC, rowid DESC")
+
+    def approval_insert(self, proposal_id: str, kind: str, actor: str, ts: float, note: str,
+                        action_hash: str) -> int:
+        """Record an approval or rejection; a second approval by one actor raises StateError."""
+        cursor = self._exec(
+            "INSERT INTO approvals (proposal_id, kind, actor, ts, note, action_hash)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (proposal_id, kind, actor, float(ts), note, action_hash),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def approvals(self, proposal_id: str) -> list[dict[str, Any]]:
+        """Approvals and rejections of one proposal, oldest first."""
+        return self._select("approvals", APPROVAL_COLUMNS, "proposal_id = ?", (proposal_id,),
+                            "ORDER BY id")
+
+    def dry_run_insert(self, row: dict[str, Any]) -> None:
+        """Record one dry run."""
+        self._insert("dry_runs", DRY_RUN_COLUMNS, row)
+
+    def dry_run_get(self, dry_run_id: str) -> dict[str, Any] | None:
+        """One dry run, or None."""
+        rows = self._select("dry_runs", DRY_RUN_COLUMNS, "id = ?", (dry_run_id,))
+        return rows[0] if rows else None
+
+    def dry_runs(self, action: str, params_key: str, *, ok: bool = True,
+                 limit: int = 20) -> list[dict[str, Any]]:
+        """Recent dry runs of an action with these params, newest first."""
+        return self._select("dry_runs", DRY_RUN_COLUMNS,
+                            "action = ? AND params_key = ? AND ok = ?",
+                            (action, params_key, 1 if ok else 0, int(limit)),
+                            "ORDER BY ts DESC, rowid DESC LIMIT ?")
 
     # -- lifecycle --------------------------------------------------------------------------
 
