@@ -468,7 +468,7 @@ class Candidates:
         for g in self.groups:
             v = paths.get(inp, g.segments)
             if isinstance(v, str):
-                for k in g.matcher.Match(v):
+                for k in g.matcher.Match(v) or ():
                     picked.append(g.rules[k])
                     if g.exact[k]:
                         known.add(g.rules[k].index)
