@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import re
+import sys
+import types
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -536,3 +538,23 @@ def iter_files(paths: list[str], suffixes: tuple[str, ...]) -> Iterator[Path]:
             yield p
         else:
             raise UsageError(f"{arg}: no such file or directory")
+
+
+# ------------------------------------------------------------- warden.load(...)
+
+
+class _CallableModule(types.ModuleType):
+    """``warden.load`` is both this module and the public ``warden.load()`` of DESIGN §9.
+
+    Importing the submodule ``warden.load`` binds it as the package attribute ``load``,
+    which would shadow the function; making the module callable keeps ``warden.load(...)``
+    working however the package was imported.
+    """
+
+    def __call__(self, path: str | os.PathLike[str] | None = None, **kw: Any) -> Any:
+        from warden.engine import load as load_engine
+
+        return load_engine(path, **kw)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -50,7 +50,9 @@ class Parser(argparse.ArgumentParser):
     """argparse, but a usage error exits 64 (DESIGN §4), not 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}")
+        # report() prefixes "warden: "; name the subcommand, if any, once.
+        where = self.prog.removeprefix("warden").strip()
+        raise UsageError(f"{where}: {message}" if where else message)
 
 
 def build_parser(only: str | None = None) -> Parser:
