@@ -120,7 +120,13 @@ def test_star_paths_any_element(project: Project) -> None:
     for empty in ({"containers": []}, {"containers": {}}, {}):
         assert not applies(project, "{field: containers.*.image, exists: true}", empty)
         assert not applies(project, "{field: containers.*, equals: null}", empty)
-    assert applies(project, "{field: containers.*.image, exists: false}", {"containers": []})
+    for empty in ({"containers": []}, {"containers": {}}, {}):
+        assert not applies(project, "{field: containers.*.image, exists: false}", empty)
+    # exists: false with `*` holds when at least one element lacks the key
+    mixed = {"containers": [{"image": "nginx:1.25"}, {"name": "sidecar"}]}
+    assert applies(project, "{field: containers.*.image, exists: false}", mixed)
+    assert applies(project, "{field: containers.*.image, exists: true}", mixed)
+    assert not applies(project, "{field: containers.*.image, exists: false}", inp)
     # not negates the whole condition: "no container uses :latest"
     assert not applies(project, "{not: {field: containers.*.image, ends_with: ':latest'}}", inp)
 

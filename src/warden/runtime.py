@@ -65,6 +65,14 @@ def regex(pattern: str, *, ignore_case: bool = False, full: bool = False) -> Any
     return rx
 
 
+def utf8_text(v: str) -> str:
+    """``v`` as RE2 can take it: undecodable bytes (surrogate escapes, as in
+    ``os.environ``) become U+FFFD."""
+    if v.isascii():
+        return v
+    return v.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
 # ------------------------------------------------------------------- comparisons
 
 
@@ -189,8 +197,7 @@ def _build_field(node: dict[str, Any]) -> Pred:
     segments: list[str] = node["path"]
     values = _values(segments)
     if cmp == "exists":
-        want = bool(node.get("value"))
-        return lambda env, subj: any(True for _ in values(subj)) == want
+        return _build_exists(segments, bool(node.get("value")))
     if cmp in ("matches", "glob"):
         rx = regex(node["regex"], ignore_case=ic, full=cmp == "glob")
         if paths.STAR not in segments:
@@ -230,6 +237,22 @@ def _build_field(node: dict[str, Any]) -> Pred:
     return pred
 
 
+def _build_exists(segments: list[str], want: bool) -> Pred:
+    """``exists``. With ``*`` (DESIGN §8) it holds if it holds for at least one element:
+    ``jobs.*.timeout-minutes`` + ``exists: false`` is true when some job lacks the key, and
+    false on an empty or missing collection."""
+    if paths.STAR not in segments:
+        return lambda env, subj: (paths.get(subj, segments) is not MISSING) == want
+    last = len(segments) - 1 - segments[::-1].index(paths.STAR)
+    prefix, tail = segments[: last + 1], segments[last + 1 :]
+
+    def pred(env: Env, subj: Any) -> bool:
+        return any((paths.get(e, tail) is not MISSING) == want
+                   for e in paths.resolve(subj, prefix))
+
+    return pred
+
+
 def _build_file(node: dict[str, Any]) -> Pred:
     parts = node["path"]
 
@@ -258,7 +281,8 @@ def _build_env(node: dict[str, Any]) -> Pred:
         return lambda env, subj: env.environ.get(name) == want
     if "matches" in node:
         rx = regex(node["matches"])
-        return lambda env, subj: (v := env.environ.get(name)) is not None and rx(v) is not None
+        return lambda env, subj: (v := env.environ.get(name)) is not None and rx(
+            utf8_text(v)) is not None
     want_exists = node.get("exists", True)
     return lambda env, subj: (name in env.environ) == want_exists
 
@@ -311,6 +335,9 @@ def _build_command(node: dict[str, Any]) -> Pred:
             return False
         except OSError as exc:
             env.notes.append(f"command {argv[0]!r} could not start: {exc.strerror}")
+            return False
+        except ValueError as exc:  # a NUL byte in an argument
+            env.notes.append(f"command {argv[0]!r} could not start: {exc}")
             return False
         return bool(proc.returncode == node["exit_code"])
 
