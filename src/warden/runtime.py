@@ -303,7 +303,8 @@ def clock_matches(node: Mapping[str, Any], now: float) -> bool:
     if "days" in node and local.weekday() not in node["days"]:
         return False
     minute = local.hour * 60 + local.minute
-    after, before = node.get("after"), node.get("before")
+    after: int | None = node.get("after")
+    before: int | None = node.get("before")
     if after is not None and before is not None and after > before:  # overnight window
         return minute >= after or minute < before
     if after is not None and minute < after:
@@ -665,11 +666,10 @@ class Runtime:
                 continue
             elif _applies(rule, env, tool, known):
                 hard.append(rule)
+        decision: str | None = scope.default
         if hard:
             decision = hard[0].effect if first_match else max(
                 (r.effect for r in hard), key=STRICTNESS.__getitem__)
-        else:
-            decision = scope.default
         return ScopeResult(scope.name, decision, hard, warns)
 
     # -------------------------------------------------------------- explain
