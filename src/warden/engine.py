@@ -127,9 +127,15 @@ def build_plan(
 
 
 def check_input(data: Any) -> dict[str, Any]:
-    """An evaluation input must be one JSON object, nested at most 256 levels."""
+    """An evaluation input must be one JSON object, nested at most 256 levels.
+
+    Strings holding lone surrogates (JSON ``"\\ud800"`` escapes) cannot be matched by RE2
+    nor printed as UTF-8; such an input is returned as a copy with them replaced by U+FFFD,
+    so that it is still evaluated (never turned into an internal error).
+    """
     if not isinstance(data, dict):
         raise InputError("input must be a JSON object")
+    unencodable = False
     stack: list[tuple[Any, int]] = [(data, 1)]
     while stack:
         value, depth = stack.pop()
@@ -137,9 +143,36 @@ def check_input(data: Any) -> dict[str, Any]:
             raise InputError(f"input nested deeper than {MAX_INPUT_DEPTH} levels")
         if isinstance(value, dict):
             stack.extend((v, depth + 1) for v in value.values())
+            unencodable = unencodable or any(_bad_text(k) for k in value)
         elif isinstance(value, list):
             stack.extend((v, depth + 1) for v in value)
-    return data
+        elif isinstance(value, str):
+            unencodable = unencodable or _bad_text(value)
+    return _clean(data) if unencodable else data  # type: ignore[no-any-return]
+
+
+def _bad_text(s: Any) -> bool:
+    if not isinstance(s, str) or s.isascii():
+        return False
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    if isinstance(value, dict):
+        return {_clean(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
 
 
 def parse_input(raw: bytes | str) -> dict[str, Any]:
@@ -156,7 +189,7 @@ def parse_input(raw: bytes | str) -> dict[str, Any]:
     if not raw.strip():
         raise InputError("empty input: expected one JSON object")
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_constant=_no_constant)
     except RecursionError:
         raise InputError(f"input nested deeper than {MAX_INPUT_DEPTH} levels") from None
     except ValueError as exc:
@@ -245,7 +278,7 @@ class Engine:
                  mode: str | None = None, side_effects: bool = True) -> Decision:
         """One decision for one input. ``then:`` items run unless ``side_effects=False``."""
         start = time.perf_counter()
-        check_input(inp)
+        inp = check_input(inp)
         env = self.make_env(inp, now=now, environ=environ, events=events)
         result = self.runtime.evaluate(env)
         decision = self.to_decision(result, mode or self.effective_mode())
@@ -295,6 +328,9 @@ def load(path: str | os.PathLike[str] | None = None, *, user_policies: bool = Tr
          policies: list[str] | None = None, use_cache: bool = True) -> Engine:
     """Discover and load policies as the CLI does (from ``path`` or the cwd)."""
     start = str(path) if path is not None else None
+    if start is not None and os.path.isfile(start) and not policies:
+        # a policy file: load just that file (its directory is the project root)
+        policies, start = [start], os.path.dirname(os.path.abspath(start))
     sources, root = discover(policies, cwd=start, user=user_policies, start=start)
     if not sources:
         raise PolicyError(Problem(
