@@ -61,7 +61,23 @@ def schema_problems(doc: Document, name: str = "warden") -> list[Problem]:
     problems = []
     for error in _validator(name).iter_errors(doc.data):
         problems.extend(_explain(error, doc))
-    return _dedupe(problems)
+    return _merge_misspelt_required(_dedupe(problems))
+
+
+def _merge_misspelt_required(problems: list[Problem]) -> list[Problem]:
+    """``efect: deny`` is one mistake, not two: drop "missing required key 'effect'" when
+    the same object has "unknown key 'efect' (did you mean 'effect'?)"."""
+    hinted = {(p.path.rpartition(".")[0] if "." in p.path else "", p.message.rsplit("'", 2)[-2])
+              for p in problems
+              if p.message.startswith("unknown key ") and "(did you mean '" in p.message}
+    out = []
+    for p in problems:
+        if p.message.startswith("missing required key '"):
+            missing = p.message.split("'")[1]
+            if (p.path, missing) in hinted:
+                continue
+        out.append(p)
+    return out
 
 
 def _dedupe(problems: list[Problem]) -> list[Problem]:
@@ -252,7 +268,54 @@ def field_warnings(plan: dict[str, Any]) -> list[Problem]:
                         node["at"],
                         f"{'/'.join(tools)} has no field tool_input.{seg[1]}{hint}",
                     ))
+    return problems + event_warnings(plan)
+
+
+# Event names warden knows (Claude Code hook events, `file`, `action`, `record`): a rule
+# naming an event close to one of these, but not one of them, gets a "did you mean" warning
+# (custom event names stay allowed).
+KNOWN_EVENTS = ("PreToolUse", "PostToolUse", "PostToolUseFailure", "UserPromptSubmit",
+                "Notification", "Stop", "SubagentStop", "PreCompact", "SessionStart",
+                "SessionEnd", "file", "action", "record")
+
+
+def event_warnings(plan: dict[str, Any]) -> list[Problem]:
+    """Rules whose ``event`` looks like a misspelt known event (``PreToolUsee``)."""
+    problems: list[Problem] = []
+    docs: dict[str, Any] = {}
+    for scope in plan.get("scopes", []):
+        for rule in scope.get("rules", []):
+            for event in rule.get("events") or []:
+                if event in KNOWN_EVENTS:
+                    continue
+                close = difflib.get_close_matches(event, KNOWN_EVENTS, n=1, cutoff=0.75)
+                if not close:
+                    continue
+                at = _event_position(rule["source"], docs) or rule["source"]
+                problems.append(_problem_at(
+                    at, f"unknown event {event!r} (did you mean {close[0]!r}?); "
+                        "the rule never applies to it"))
     return problems
+
+
+def _event_position(source: str, docs: dict[str, Any]) -> str | None:
+    """``file:line:col`` of the ``event:`` value of the rule defined at ``source``."""
+    from warden.errors import PolicyError
+    from warden.load import load_document
+
+    file, line, col = source.rsplit(":", 2)
+    if file not in docs:
+        try:
+            docs[file] = load_document(file)
+        except (PolicyError, OSError):
+            docs[file] = None
+    doc = docs[file]
+    if doc is None:
+        return None
+    for i, _ in enumerate(doc.data.get("policies") or []):
+        if doc.positions.get(("policies", i)) == (int(line), int(col)):
+            return str(doc.where(("policies", i, "event")))
+    return None
 
 
 def _problem_at(at: str, message: str) -> Problem:
