@@ -19,6 +19,7 @@ warden, or ``warden recover`` kills the whole process group (SIGTERM, then SIGKI
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import shlex
@@ -767,8 +768,12 @@ def _undo(row: dict[str, Any], rb: dict[str, Any], environ: dict[str, str] | Non
         except FileNotFoundError:
             pass
         except OSError as exc:
-            ok = False
-            notes.append(f"cannot remove directory {d}: {exc.strerror}")
+            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                notes.append(f"left directory {d} in place (it now holds files this step "
+                             "did not write)")
+            else:
+                ok = False
+                notes.append(f"cannot remove directory {d}: {exc.strerror}")
     if not notes:
         notes.append("nothing to undo")
     return ("ok" if ok else "failed"), "; ".join(notes)
