@@ -1,0 +1,73 @@
+"""The hook hot path: with a cached plan, no YAML parser, schema validator or pretty printer
+is imported (DESIGN §5 budget)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+from hookutil import EXAMPLES, HookProject, bash, event, file_tool
+
+HEAVY = ("jsonschema", "ruamel", "rich", "yaml", "_yaml")
+
+PROBE = """\
+import io, json, sys
+sys.stdin = io.TextIOWrapper(io.BytesIO(sys.argv[1].encode()))
+captured = io.StringIO()
+real_stdout, sys.stdout = sys.stdout, captured
+from warden.cli.main import main
+code = main(["hook", "claude"])
+sys.stdout = real_stdout
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in HEAVY)
+print(json.dumps({"code": code, "out": captured.getvalue(), "heavy": heavy}))
+""".replace("HEAVY", repr(HEAVY))
+
+
+def probe(hp: HookProject, inp: dict) -> dict:
+    proc = subprocess.run([sys.executable, "-c", PROBE, json.dumps(inp)], capture_output=True,
+                          text=True, cwd=hp.root, env=hp.full_env(), timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    result: dict = json.loads(proc.stdout.splitlines()[-1])
+    return result
+
+
+@pytest.fixture
+def warm(hp: HookProject) -> HookProject:
+    shutil.copy(EXAMPLES / "agent-guardrails" / "warden.yaml", hp.root / "warden.yaml")
+    assert hp.hook(bash("ls")).code == 0  # compiles and caches the plan
+    return hp
+
+
+def test_cold_cache_does_parse_yaml(hp: HookProject) -> None:
+    """The probe sees imports at all: without a cached plan, YAML is loaded."""
+    shutil.copy(EXAMPLES / "agent-guardrails" / "warden.yaml", hp.root / "warden.yaml")
+    result = probe(hp, bash("ls"))
+    assert "yaml" in result["heavy"] or "_yaml" in result["heavy"]
+
+
+@pytest.mark.parametrize("inp", [
+    bash("ls"),
+    bash("rm -rf /"),
+    bash("git push origin main"),
+    file_tool("Edit", "/tmp/x.py"),
+    file_tool("Read", "/tmp/x.py", "PostToolUse"),
+    event("UserPromptSubmit"),
+    event("Stop"),
+    event("SessionStart"),
+], ids=["allow", "deny+record", "state", "state-edit", "record", "prompt", "stop", "start"])
+def test_warm_hook_imports_nothing_heavy(warm: HookProject, inp: dict) -> None:
+    result = probe(warm, inp)
+    assert result["code"] in (0, 2)
+    assert result["heavy"] == []
+    json.loads(result["out"] or "{}")
+
+
+def test_unchanged_policy_keeps_using_the_cache(warm: HookProject) -> None:
+    assert probe(warm, bash("ls"))["heavy"] == []
+    text = (warm.root / "warden.yaml").read_text()
+    (warm.root / "warden.yaml").write_text(text + "\n# edited\n")
+    assert probe(warm, bash("ls"))["heavy"] != []  # changed: parsed and validated again
+    assert probe(warm, bash("ls"))["heavy"] == []  # ...and cached again
