@@ -38,6 +38,7 @@ CONTEXT_LIMIT = 10_000
 RECORDED_EVENTS = frozenset({"PostToolUse", "PostToolUseFailure", "UserPromptSubmit"})
 STOP_EVENTS = frozenset({"Stop", "SubagentStop"})
 PRUNE_KEY = "hooks.last_prune"
+MAX_RECORDED_STRING = 16 * 1024  # longer strings keep their first and last 8 KiB
 PRUNE_EVERY_S = 3600.0
 
 # How a Claude Code event can be answered.
@@ -214,9 +215,25 @@ def record_input(engine: Any, inp: dict[str, Any], ts: float) -> bool:
     if event not in RECORDED_EVENTS or not isinstance(session, str) or not session:
         return False
     store = engine.store()
-    store.record_event(session, event, tool, inp, ts=ts)
+    store.record_event(session, event, tool, compact(inp), ts=ts)
     maybe_prune(engine, store, ts)
     return True
+
+
+def compact(value: Any, limit: int = MAX_RECORDED_STRING) -> Any:
+    """The value as recorded: strings over ``limit`` characters keep their head and tail
+    (a Read's tool_response holds the whole file; git prints its error at the end)."""
+    if isinstance(value, str):
+        if len(value) <= limit:
+            return value
+        half = limit // 2
+        return (f"{value[:half]}\n[... {len(value) - 2 * half} characters not recorded by "
+                f"warden ...]\n{value[-half:]}")
+    if isinstance(value, dict):
+        return {k: compact(v, limit) for k, v in value.items()}
+    if isinstance(value, list):
+        return [compact(v, limit) for v in value]
+    return value
 
 
 def maybe_prune(engine: Any, store: Any, now: float) -> int:

@@ -301,15 +301,14 @@ class TestObserveMode:
 
     def test_stored_mode_overrides_settings(self, hp: HookProject) -> None:
         hp.policy(GUARD)
-        r = hp.hook(event("PostToolUse"))  # creates the state store
-        assert r.code == 0
-        import sqlite3
-
-        with sqlite3.connect(hp.state_db) as db:
-            db.execute("INSERT INTO kv (key, value, updated) VALUES ('mode', '\"observe\"', 0)")
+        r = hp.run("mode", "observe")
+        assert r.code == 0, r.stderr
         r = hp.hook(bash("rm -rf /"))
         assert "hookSpecificOutput" not in r.json
         assert r.json["systemMessage"].startswith("warden (observe mode) would deny")
+        assert hp.run("mode", "enforce").code == 0
+        assert hp.hook(bash("rm -rf /")).json["hookSpecificOutput"]["permissionDecision"] == \
+            "deny"
 
 
 def test_output_is_one_json_line(hp: HookProject) -> None:

@@ -333,3 +333,30 @@ def test_eight_concurrent_hooks_lose_no_event(hp: HookProject, rounds: int) -> N
     assert len(recorded) == expected
     assert sorted(e["data"]["tool_use_id"] for e in recorded) == sorted(
         f"toolu_{r}_{i}" for r in range(rounds) for i in range(8))
+
+
+def test_huge_strings_are_recorded_head_and_tail(hp: HookProject) -> None:
+    hp.policy("""\
+        version: 1
+        policies:
+          - name: after-rejected-push
+            event: PreToolUse
+            tool: Bash
+            when:
+              state:
+                event: PostToolUse
+                where: {field: tool_response.stderr, contains: "! [rejected]"}
+            effect: ask
+            message: "the last push was rejected"
+        """)
+    noise = "remote: counting objects\n" * 10_000
+    r = hp.hook(bash("git push", "PostToolUse", tool_response={
+        "stdout": "", "stderr": noise + " ! [rejected] main -> main (fetch first)\n",
+        "interrupted": False}))
+    assert r.code == 0
+    (recorded,) = events_of(hp)
+    stderr = recorded["data"]["tool_response"]["stderr"]
+    assert len(stderr) < 17_000
+    assert "characters not recorded by warden" in stderr
+    assert stderr.startswith("remote: counting objects")
+    assert decision(hp.hook(bash("git push"))) == "ask"
