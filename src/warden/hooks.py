@@ -384,13 +384,14 @@ def run_claude(raw: bytes | None = None, *, environ: Any = None,
             engine = load_engine(start, policies, user)
         except Exception as exc:
             return error_reply(exc, on_error_mode(None, start, environ), _peek(raw))
-        if engine is not None:
-            write_pointer(start, engine)
+        if engine is None:  # no policy file anywhere: nothing to enforce
+            if raw is None:
+                read_stdin()
+            return Reply("{}\n", "", 0)
+        write_pointer(start, engine)
         from warden.engine import parse_input
 
         inp = parse_input(read_stdin() if raw is None else raw)
-        if engine is None:  # no policy file anywhere: nothing to enforce
-            return Reply("{}\n", "", 0)
         decision = evaluate_hook(engine, inp)
         return claude_reply(decision, inp)
     except Exception as exc:

@@ -146,3 +146,8 @@ def test_only_exit_0_or_2(hp: HookProject) -> None:
     hp.policy(GOOD.format(on_error="deny"))
     for stdin in (b"", b"null", b'"x"', b"{}", json.dumps(bash("rm -rf x")).encode()):
         assert hp.hook(stdin).code in (0, 2)
+
+
+def test_no_policy_anywhere_ignores_even_bad_stdin(hp: HookProject) -> None:
+    r = hp.hook(b"{not json")
+    assert (r.code, r.json, r.stderr) == (0, {}, "")
