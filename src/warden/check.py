@@ -329,9 +329,15 @@ def where(node: dict[str, Any], env: Any, subj: Any) -> tuple[str | int, ...] | 
     op = node.get("op")
     if op == "all":
         # Prefer a value inside the document over input fields such as ``path``.
-        found = [w for w in (where(child, env, subj) for child in node["args"]) if w]
-        inside = [w for w in found if w[0] == "document" and len(w) > 1]
-        best = inside or found
+        # Prefer a value inside the document over input fields such as ``path``, and a
+        # real finding over an ``exists: true`` guard (``document.jobs`` exists...).
+        # Prefer a value inside the document over input fields such as ``path``, a real
+        # finding over an ``exists: true`` guard (``document.jobs`` exists...), and the
+        # deepest (most specific) path over a shallow discriminator (``kind: Pod``).
+        found = [(w, _guard(c)) for c in node["args"] if (w := where(c, env, subj))]
+        inside = [(w, g) for w, g in found if w[0] == "document"]
+        ranked = sorted(inside, key=lambda wg: (wg[1], -len(wg[0])))
+        best = [w for w, _ in ranked] + [w for w, _ in found]
         return best[0] if best else None
     if op == "any":
         for child in node["args"]:
@@ -351,6 +357,10 @@ def where(node: dict[str, Any], env: Any, subj: Any) -> tuple[str | int, ...] | 
         return witness(node, env, subj)
     except Exception:
         return None
+
+
+def _guard(node: dict[str, Any]) -> bool:
+    return node.get("op") == "field" and node.get("cmp") == "exists" and bool(node.get("value"))
 
 
 def _holds(pred: Any, env: Any, subj: Any) -> bool:
