@@ -125,3 +125,16 @@ def test_observe_mode_records_but_does_not_run(hp: HookProject) -> None:
     assert record["ok"] is True
     shown = hp.run("state", "show", "--session", "s1", "--format", "json").json
     assert [e["data"] for e in shown] == [{"event": "record", "key": "rm", "value": "rm -rf build"}]
+
+
+def test_decisions_with_side_effects_match_the_schema(hp: HookProject) -> None:
+    import json
+
+    import jsonschema
+    from hookutil import REPO
+
+    schema = json.loads((REPO / "schema" / "decision.schema.json").read_text())
+    hp.policy(RUNS.format(mode="enforce"))
+    for inp in (bash("rm -rf build"), bash("chatty"), bash("ls")):
+        doc = hp.generic(inp).json
+        jsonschema.validate(doc, schema)
