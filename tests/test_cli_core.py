@@ -4,6 +4,7 @@ schema, help, exit codes and the plan cache (DESIGN §4, §7, §8)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -284,6 +285,9 @@ def test_compile_then_eval_plan(proj: Project, run_warden: Runner, tmp_path: Pat
     r = run_warden("compile", "-o", str(out))
     assert r.returncode == 0, r.stderr
     plan = json.loads(out.read_text())
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # an ordinary file, not 0600
     from warden.compile import plan_hash
 
     assert plan["hash"] == plan_hash(plan)

@@ -45,6 +45,9 @@ def run(args: argparse.Namespace) -> int:
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".warden-plan-")
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a plan is an ordinary file
         os.replace(tmp, target)
     except OSError as exc:
         raise UsageError(f"cannot write {args.output}: {exc.strerror}") from None
