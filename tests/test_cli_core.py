@@ -150,9 +150,16 @@ def test_input_larger_than_16_mib_is_refused(proj: Project, run_warden: Runner) 
     assert run_warden("eval", input=ok).returncode == 0
 
 
-def test_depth_256_is_accepted(proj: Project, run_warden: Runner) -> None:
-    data = '{"a": ' * 255 + "1" + "}" * 255
-    assert run_warden("eval", input=data).returncode == 0
+def test_depth_limit_is_256_levels_of_nesting(proj: Project, run_warden: Runner) -> None:
+    # 256 nested containers are accepted, whatever the innermost value is; 257 are not
+    for leaf in ("1", '"x"', "[]", "{}", "null"):
+        ok = '{"a": ' * 255 + leaf + "}" * 255
+        assert run_warden("eval", input=ok).returncode == 0, leaf
+    assert run_warden("eval", input='{"a": ' * 256 + "1" + "}" * 256).returncode == 0
+    too_deep = '{"a": ' * 256 + "[]" + "}" * 256
+    r = run_warden("eval", input=too_deep)
+    assert r.returncode == 65 and "256" in r.stderr
+    assert run_warden("eval", input='{"a": ' * 257 + "1" + "}" * 257).returncode == 65
 
 
 # ------------------------------------------------------------------- usage errors

@@ -139,7 +139,7 @@ def check_input(data: Any) -> dict[str, Any]:
     stack: list[tuple[Any, int]] = [(data, 1)]
     while stack:
         value, depth = stack.pop()
-        if depth > MAX_INPUT_DEPTH:
+        if depth > MAX_INPUT_DEPTH and isinstance(value, (dict, list)):  # containers count
             raise InputError(f"input nested deeper than {MAX_INPUT_DEPTH} levels")
         if isinstance(value, dict):
             stack.extend((v, depth + 1) for v in value.values())
