@@ -790,7 +790,15 @@ def open_store(location: str, *, create: bool = True) -> Store:
 
     `location` is a file path (relative paths are taken from the current directory; `~` is
     expanded) or `:memory:`. New files and their -wal/-shm companions get mode 0600.
+    A `postgresql://` (or `postgres://`) URL opens the PostgreSQL store of `warden.state_pg`,
+    which has this class's API and semantics.
     """
+    if location.startswith(("postgresql://", "postgres://")):
+        from typing import cast
+
+        from warden.state_pg import open_pg_store
+
+        return cast("Store", open_pg_store(location, create=create))
     path = _resolve(location, create)
     try:
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)

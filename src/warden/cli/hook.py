@@ -66,6 +66,9 @@ def register(sub: Any) -> None:
                        help="e.g. 30d, 12h (default: settings.state_retention, 30d)")
     _policy_options(prune)
     prune.set_defaults(func=run_state_prune)
+    from warden.cli.migrate import register_migrate  # fleet mode: SQLite or PostgreSQL
+
+    register_migrate(ss, _policy_options)
 
 
 def _policy_options(p: argparse.ArgumentParser) -> None:
