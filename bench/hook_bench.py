@@ -12,7 +12,9 @@ the same run. This script:
 3. times ``--runs`` (default 30) processes of each, interleaved: the bare interpreter
    (``python -c pass``, the interpreter warden itself runs on), ``warden hook claude`` on a
    PreToolUse event, and on a PostToolUse event (which also records into the SQLite state);
-4. prints markdown table rows (median and p90 wall time in ms, ratio to the interpreter).
+4. prints markdown table rows: median and p90 wall time in ms and the ratio to the
+   interpreter, plus the median CPU time (user + system) of the process, which a busy
+   machine disturbs less than wall time.
 
     python bench/hook_bench.py [--runs 30] [--rules 100] [--json] [--no-bytecode]
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -49,11 +52,17 @@ def warden_bin() -> str:
     return found
 
 
-def timed(argv: list[str], stdin: bytes, cwd: Path, env: dict[str, str]) -> tuple[float, int]:
+def timed(argv: list[str], stdin: bytes, cwd: Path, env: dict[str, str]
+          ) -> tuple[float, float, int]:
+    """(wall ms, CPU ms of the child: user + system, exit code) of one process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(argv, input=stdin, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL, cwd=cwd, env=env, check=False)
-    return (time.perf_counter() - start) * 1000, proc.returncode
+    wall = (time.perf_counter() - start) * 1000
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000
+    return wall, cpu, proc.returncode
 
 
 def p90(xs: list[float]) -> float:
@@ -89,23 +98,30 @@ def run(runs: int, rules: int, bytecode: bool) -> dict[str, Any]:
         }
         for argv, stdin in cases.values():  # warm: plan cache, .pyc files, state db
             for _ in range(3):
-                _, code = timed(argv, stdin, root, env)
+                _, _, code = timed(argv, stdin, root, env)
                 if code not in (0, 2):
                     raise SystemExit(f"hook_bench: {' '.join(argv)} exited {code}")
         plans = list((home / ".cache" / "warden" / "plans").glob("*.plan"))
         if not plans:
             raise SystemExit("hook_bench: the plan was not cached; nothing to measure")
         samples: dict[str, list[float]] = {name: [] for name in cases}
+        cpu: dict[str, list[float]] = {name: [] for name in cases}
         for _ in range(runs):
             for name, (argv, stdin) in cases.items():
-                samples[name].append(timed(argv, stdin, root, env)[0])
+                wall, used, _ = timed(argv, stdin, root, env)
+                samples[name].append(wall)
+                cpu[name].append(used)
     base = statistics.median(samples["python3 -c pass"])
+    base_cpu = statistics.median(cpu["python3 -c pass"]) or 1.0
     rows = []
     for name, xs in samples.items():
         med = statistics.median(xs)
+        med_cpu = statistics.median(cpu[name])
         rows.append({"case": name, "median_ms": round(med, 1), "p90_ms": round(p90(xs), 1),
-                     "ratio": round(med / base, 2), "runs": len(xs)})
+                     "ratio": round(med / base, 2), "cpu_ms": round(med_cpu, 1),
+                     "cpu_ratio": round(med_cpu / base_cpu, 2), "runs": len(xs)})
     return {"rules": rules, "runs": runs, "bytecode": bytecode, "python": sys.version.split()[0],
+            "load_average": round(os.getloadavg()[0], 2), "cpus": os.cpu_count(),
             "rows": rows}
 
 
@@ -113,14 +129,15 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         f"Hook wall time, {result['rules']}-rule generated policy, warm plan cache, "
         f"{result['runs']} runs each (Python {result['python']}"
-        f"{'' if result['bytecode'] else ', no .pyc files'}):",
+        f"{'' if result['bytecode'] else ', no .pyc files'}; load average "
+        f"{result['load_average']} on {result['cpus']} CPUs):",
         "",
-        "| case | median ms | p90 ms | x python3 -c pass |",
-        "|---|---:|---:|---:|",
+        "| case | median ms | p90 ms | x python3 -c pass | CPU ms | CPU x |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for r in result["rows"]:
         lines.append(f"| {r['case']} | {r['median_ms']:.1f} | {r['p90_ms']:.1f} | "
-                     f"{r['ratio']:.2f} |")
+                     f"{r['ratio']:.2f} | {r['cpu_ms']:.1f} | {r['cpu_ratio']:.2f} |")
     return "\n".join(lines)
 
 
