@@ -1,6 +1,6 @@
 """``warden fmt``: canonical key order and indentation that keep comments.
 
-Two passes, both comment-safe:
+Three passes, all comment-safe:
 
 1. **Key order**, done on the text: for every mapping whose keys are out of the canonical
    order below, its entries are moved as whole blocks of lines. The comment and blank lines
@@ -10,7 +10,10 @@ Two passes, both comment-safe:
 2. **Layout**, by a ruamel.yaml round trip: 2-space indentation with sequences indented
    under their key (``mapping=2, sequence=4, offset=2``); comments, the modeline, blank
    lines, quoting, flow style and block scalars are kept; long lines are never folded;
-   a one-entry mapping inside a flow sequence keeps (or gets) its braces: ``[{a: 1}]``.
+   a one-entry mapping inside a flow sequence keeps (or gets) its braces: ``[{a: 1}]``;
+   null is spelt ``null`` (``~`` and an empty value become ``null``).
+3. **Comment indentation**: a full-line comment is indented like the line of YAML that
+   follows it (text inside block scalars is content and never touched).
 
 Canonical orders (also the order of the keys in schema/warden.schema.json):
 
@@ -376,6 +379,10 @@ def _yaml() -> Any:
     y.width = 4096
     y.allow_duplicate_keys = False
     y.brace_single_entry_mapping_in_flow_sequence = True  # [{a: 1}], never [a: 1]
+    # null is always written `null` (ruamel would write nothing in block context).
+    y.representer.add_representer(
+        type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null")
+    )
     return y
 
 
@@ -406,6 +413,48 @@ def layout(text: str) -> str:
     return out
 
 
+# ------------------------------------------------------- pass 3: comment indentation
+
+
+def indent_comments(text: str) -> str:
+    """A full-line comment takes the indentation of the next line of YAML (so comments
+    follow the re-indented keys they describe); lines inside block scalars are content,
+    not comments, and are never touched."""
+    lines = text.split("\n")
+    content = _block_scalar_lines(text)
+    nxt = ""
+    for i in range(len(lines) - 1, -1, -1):
+        line = lines[i]
+        stripped = line.lstrip(" ")
+        if i in content or not stripped:
+            continue
+        if stripped.startswith("#"):
+            want = len(nxt) - len(nxt.lstrip(" ")) if nxt else 0
+            lines[i] = " " * want + stripped
+        else:
+            nxt = line
+    return "\n".join(lines)
+
+
+def _block_scalar_lines(text: str) -> set[int]:
+    """0-based numbers of the lines holding block scalar (``|``, ``>``) content."""
+    import yaml
+
+    out: set[int] = set()
+    root = _compose(text)
+    stack = [root] if root is not None else []
+    while stack:
+        node = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                stack.extend((k, v))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node, yaml.ScalarNode) and node.style in ("|", ">"):
+            out.update(range(node.start_mark.line + 1, node.end_mark.line + 1))
+    return out
+
+
 # ----------------------------------------------------------------------- one file
 
 
@@ -419,7 +468,7 @@ def format_text(text: str, name: str = "<text>") -> str:
     if not before or not isinstance(before[0].data, dict):
         return text
     try:
-        out = layout(reorder(text))
+        out = indent_comments(layout(reorder(text)))
     except PolicyError:
         raise
     except Exception as exc:  # ruamel's errors carry a mark like PyYAML's
@@ -452,8 +501,16 @@ def _same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and bool(a == b)
 
 
-def format_file(path: Path, display: str | None = None) -> Result:
-    name = display or str(path)
+def display(path: Path) -> str:
+    """Relative to the working directory when below it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def format_file(path: Path, shown: str | None = None) -> Result:
+    name = shown or display(path)
     try:
         raw = path.read_bytes()
     except OSError as exc:
