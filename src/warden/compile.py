@@ -281,6 +281,10 @@ def _field_condition(cond: dict[str, Any], ctx: Ctx, path: FieldPath) -> dict[st
             ctx.problem(vpath, "glob takes a pattern string or a list of them")
             globs = []
         out["glob"] = globs
+        for i, g in enumerate(globs):
+            if regex_problem(f"(?:{glob_to_regex(g)})\\z"):
+                where = (*vpath, i) if isinstance(value, list) else vpath
+                ctx.problem(where, f"invalid glob {g!r} (check its [...] classes)")
         out["regex"] = "|".join(f"(?:{glob_to_regex(g)})" for g in globs) or "(?!)"
     elif op == "exists":
         if not isinstance(value, bool):

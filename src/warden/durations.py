@@ -37,7 +37,10 @@ def parse_duration(text: str | int | float) -> float:
     s = text.strip()
     if not _DURATION.match(s):
         raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 10m, 1h30m, 7d)")
-    return sum(int(n) * _UNITS[u] for n, u in _PART.findall(s))
+    try:
+        return sum(int(n) * _UNITS[u] for n, u in _PART.findall(s))
+    except OverflowError:
+        raise ValueError(f"duration too large: {text[:40]!r}") from None
 
 
 def parse_clock(text: str) -> int:
@@ -57,7 +60,10 @@ def parse_size(value: str | int) -> int:
     m = _SIZE.match(value)
     if not m:
         raise ValueError(f"not a size: {value!r} (use e.g. 1024, 10KB, 5MiB)")
-    return int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()])
+    try:
+        return int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()])
+    except OverflowError:
+        raise ValueError(f"size too large: {value[:40]!r}") from None
 
 
 def check_timezone(name: str) -> None:

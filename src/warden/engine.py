@@ -148,7 +148,7 @@ def check_input(data: Any) -> dict[str, Any]:
             stack.extend((v, depth + 1) for v in value)
         elif isinstance(value, str):
             unencodable = unencodable or _bad_text(value)
-    return _clean(data) if unencodable else data  # type: ignore[no-any-return]
+    return _clean(data) if unencodable else data
 
 
 def _bad_text(s: Any) -> bool:

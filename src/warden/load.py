@@ -176,7 +176,7 @@ class _Builder:
                 raise self.fail(node, f"nesting deeper than {MAX_DEPTH} levels")
             self.positions[path] = _mark(node)
             if isinstance(node, yaml.ScalarNode):
-                container[slot] = _scalar(node)
+                container[slot] = self._value(node)
             elif isinstance(node, yaml.SequenceNode):
                 items: list[Any] = [None] * len(node.value)
                 container[slot] = items
@@ -198,12 +198,19 @@ class _Builder:
                 stack.extend(reversed(pending))
         return result[0]
 
+    def _value(self, node: Any) -> Any:
+        try:
+            return _scalar(node)
+        except ValueError:  # an integer beyond Python's digit limit
+            raise self.fail(node, f"number too large ({len(node.value):,} characters)") \
+                from None
+
     def _key(self, node: Any) -> Any:
         import yaml
 
         if not isinstance(node, yaml.ScalarNode):
             raise self.fail(node, "mapping keys must be plain strings, not collections")
-        key = _scalar(node)
+        key = self._value(node)
         if isinstance(key, str):
             return key
         if self.string_keys:
@@ -220,7 +227,9 @@ def _check_aliases(root: Any, file: str) -> None:
 
     Aliases share node objects, so the expanded size of every node is computed once per
     distinct node (linear in the text, however many aliases): a "billion laughs" document
-    is refused in milliseconds instead of being expanded until a budget runs out.
+    is refused in milliseconds instead of being expanded until a budget runs out. A scalar
+    weighs one value per started 100 characters, so a long string aliased many times
+    counts like the text it expands to.
     """
     import yaml
 
@@ -233,8 +242,8 @@ def _check_aliases(root: Any, file: str) -> None:
         key = id(node)
         if isinstance(node, yaml.ScalarNode):
             if key not in sizes:
-                sizes[key] = 1
-                distinct += 1
+                sizes[key] = 1 + len(node.value) // 100
+                distinct += sizes[key]
             continue
         if isinstance(node, yaml.MappingNode):
             children = [c for pair in node.value for c in pair]

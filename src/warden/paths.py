@@ -55,7 +55,7 @@ def join_path(segments: list[str]) -> str:
 def _step(value: Any, seg: str) -> Any:
     if isinstance(value, dict):
         return value.get(seg, MISSING)
-    if isinstance(value, list) and seg.isdigit():
+    if isinstance(value, list) and seg.isascii() and seg.isdigit():
         i = int(seg)
         return value[i] if i < len(value) else MISSING
     return MISSING
@@ -102,7 +102,7 @@ def resolve_paths(
     if isinstance(value, dict):
         if seg in value:
             yield from resolve_paths(value[seg], rest, (*prefix, seg))
-    elif isinstance(value, list) and seg.isdigit():
+    elif isinstance(value, list) and seg.isascii() and seg.isdigit():
         i = int(seg)
         if i < len(value):
             yield from resolve_paths(value[i], rest, (*prefix, i))
