@@ -201,9 +201,11 @@ def _params_file(path: str) -> dict[str, Any]:
 
 def validate_params(action: dict[str, Any], params: dict[str, Any]) -> None:
     """Draft-07 validation against the action's params schema; every violation listed."""
+    schema = action.get("params") or {"type": "object"}
+    if schema == {"type": "object"}:  # no params schema: skip importing jsonschema
+        return
     from jsonschema import Draft7Validator
 
-    schema = action.get("params") or {"type": "object"}
     validator = Draft7Validator(schema, format_checker=Draft7Validator.FORMAT_CHECKER)
     errors = sorted(validator.iter_errors(params), key=lambda e: [str(p) for p in e.path])
     if not errors:

@@ -101,12 +101,21 @@ class Proj:
         return sqlite3.connect(self.root / ".warden" / "state.db", isolation_level=None)
 
 
+@pytest.fixture(scope="session")
+def pycache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Byte-code cache for the warden subprocesses, outside the source tree (so a
+    PYTHONDONTWRITEBYTECODE shell does not make every call recompile warden)."""
+    return tmp_path_factory.mktemp("pycache")
+
+
 @pytest.fixture
-def proj(tmp_path: Path) -> Iterator[Proj]:
+def proj(tmp_path: Path, pycache: Path) -> Iterator[Proj]:
     home = tmp_path / "home"
     for d in (home, home / "config", home / "cache"):
         d.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if k not in LEAKY}
+    env = {k: v for k, v in os.environ.items()
+           if k not in LEAKY and k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(pycache)
     env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / "config"),
                XDG_CACHE_HOME=str(home / "cache"), USER="tester", LOGNAME="tester")
     root = tmp_path / "repo"
