@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -104,7 +105,7 @@ def test_audit_records_everything_and_redacts(proj: Any) -> None:
     start = next(r for r in records if r["kind"] == "run.start")
     assert start["record"]["params"] == {"token": "***"} and start["actor"] == "carol"
     assert next(r for r in records if r["kind"] == "proposal.approve")["actor"] == "bob"
-    assert all(b["prev_hash"] == a["hash"] for a, b in zip(records, records[1:], strict=False))
+    assert all(b["prev_hash"] == a["hash"] for a, b in itertools.pairwise(records))
     hist = proj.run("history", "--format", "json")
     assert "s3cret" not in hist.stdout
     assert proj.json("audit", "export", code=0)[0]["seq"] == 1
