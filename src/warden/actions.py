@@ -410,7 +410,8 @@ def _row_base(s: Session, att: Attempt, xid: str, status: str) -> dict[str, Any]
         "proposal_id": att.ctx.proposal["id"] if att.ctx.proposal else None,
         "idem_key": att.ctx.idem_key, "started": s.now, "root": str(s.engine.root),
         "gates": [r.public() for r in att.results],
-        "detail": {"host": socket.gethostname(), "risk": att.action["risk"]},
+        "detail": {"host": socket.gethostname(), "risk": att.action["risk"],
+                   "pgid": os.getpgid(0)},
     }
 
 
@@ -1000,10 +1001,18 @@ def action_doc(plan: dict[str, Any], action: dict[str, Any]) -> dict[str, Any]:
         if st["kind"] in execute.FILE_KINDS and "rollback" not in out:
             out["rollback"] = "automatic (backup / created directories)"
         steps.append(out)
+    def readable(node: Any) -> Any:  # a compiled condition without positions and paths
+        if isinstance(node, dict):
+            return {k: readable(v) for k, v in node.items() if k not in ("at", "path")}
+        if isinstance(node, list):
+            return [readable(v) for v in node]
+        return node
+
     plan_gates = plan.get("gates", {})
     gate_docs = []
     for g in action.get("gates", []):
-        spec = {k: v for k, v in (plan_gates.get(g) or {}).items() if k not in ("source",)}
+        spec = {k: readable(v) for k, v in (plan_gates.get(g) or {}).items()
+                if k not in ("source",)}
         for k in ("key", "run"):
             if k in spec:
                 spec[k] = argv(spec[k]) if k == "run" else text(spec[k])

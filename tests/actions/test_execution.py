@@ -497,3 +497,31 @@ def _warden() -> list[str]:
     import sys
 
     return [str(Path(sys.executable).parent / "warden")]
+
+
+def test_sigterm_to_warden_kills_the_step_and_rolls_back(proj: Any) -> None:
+    proj.policy(f"""\
+version: 1
+actions:
+  long:
+    steps:
+      - name: marker
+        write_file: {{path: "marker.txt", content: "x"}}
+      - name: hang
+        run: {proj.py(SPAWN, "gc.pid")}
+""")
+    warden = proj.popen("run", "long", "--format", "json")
+    ready = proj.root / "gc.pid.ready"
+    deadline = time.monotonic() + 20
+    while not ready.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ready.exists()
+    grandchild = int((proj.root / "gc.pid").read_text())
+    warden.send_signal(signal.SIGTERM)
+    out, err = warden.communicate(timeout=30)
+    assert warden.returncode == 5, (out, err)
+    doc = json.loads(out)
+    assert doc["execution"]["status"] == "rolled_back"
+    assert "interrupted by signal" in doc["execution"]["steps"][1]["detail"]
+    assert not (proj.root / "marker.txt").exists()
+    assert _wait_gone(grandchild)
