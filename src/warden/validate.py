@@ -173,7 +173,9 @@ def _explain(error: Any, doc: Document) -> list[Problem]:
         return [_at(doc, (*parent, bad) if bad else parent, _name_message(error), key=True)]
     if v == "required":
         missing = error.message.split("'")[1] if "'" in error.message else error.message
-        return [_at(doc, path, f"missing required key {missing!r}")]
+        # At the key that holds the object (`deploy:`), or at a list item's first line.
+        keyed = bool(path) and isinstance(path[-1], str)
+        return [_at(doc, path, f"missing required key {missing!r}", key=keyed)]
     if v in ("oneOf", "anyOf", "enum", "const"):
         options = error.validator_value if v != "enum" else None
         consts = _consts(options, root) if v != "enum" else list(error.validator_value)
