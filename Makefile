@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint pytest bench stress fuzz schema-sync clean
+.PHONY: demo test lint pytest bench stress fuzz schema-sync clean pg-bootstrap
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,20 @@ demo: $(VENV)/.installed
 lint: $(VENV)/.test-installed
 	$(BIN)/pre-commit run --all-files --show-diff-on-failure
 
-pytest: $(VENV)/.test-installed
+# PostgreSQL server binaries for tests/fleet (a throwaway server per test session): Debian's
+# `postgresql` package when no initdb is found; if that fails too, those tests are skipped.
+pg-bootstrap:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1; then \
+	  :; \
+	else \
+	  echo "make: installing Debian's postgresql for the fleet tests"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO="sudo -n"; fi; \
+	  ( $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	      --no-install-recommends postgresql >/dev/null ) \
+	    || echo "make: could not install postgresql: the PostgreSQL tests will be skipped"; \
+	fi
+
+pytest: $(VENV)/.test-installed pg-bootstrap
 	$(BIN)/python -m pytest
 
 test: lint pytest
