@@ -207,6 +207,7 @@ class Engine:
         self.runtime = Runtime(plan)
         self.warnings = warnings or []
         self._store: Any = None
+        self._location: tuple[tuple[Any, ...], str] | None = None  # (inputs, where)
 
     @property
     def plan_hash(self) -> str:
@@ -219,11 +220,15 @@ class Engine:
     # ------------------------------------------------------------------ state
 
     def state_location(self) -> str:
-        loc = os.environ.get("WARDEN_STATE") or str(self.settings.get("state") or
-                                                    ".warden/state.db")
-        if "://" in loc or os.path.isabs(loc):
-            return loc
-        return str(self.root / loc)
+        key = (os.environ.get("WARDEN_STATE"), self.root, self.settings.get("state"))
+        cached = self._location  # every evaluate asks (for the mode): skip pathlib then
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        loc = key[0] or str(key[2] or ".warden/state.db")
+        if not ("://" in loc or os.path.isabs(loc)):
+            loc = str(self.root / loc)
+        self._location = (key, loc)
+        return loc
 
     def store(self, *, create: bool = True) -> Any:
         """The state store, opened on first use (None when absent and not ``create``)."""

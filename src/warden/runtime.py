@@ -436,33 +436,65 @@ def build_rule(index: int, spec: dict[str, Any]) -> Rule:
     return Rule(index, spec, spec["name"], spec["effect"], tool_rx, when)
 
 
-def prefilter_pattern(spec: dict[str, Any]) -> tuple[list[str], str, bool] | None:
-    """(field path, RE2 pattern, exact) when a rule's condition starts with a string test that
-    one RE2 set can pre-screen; ``exact`` when that test is the whole condition."""
-    when = spec.get("when")
-    if not when:
-        return None
-    leaf = when["args"][0] if when["op"] == "all" else when
+def _leaf_pattern(leaf: dict[str, Any]) -> str | None:
+    """An RE2 pattern that matches a string exactly when this field test holds on it."""
     if leaf["op"] != "field" or paths.STAR in leaf["path"] or "tpl" in leaf:
         return None
     cmp, ic, value = leaf["cmp"], bool(leaf.get("ic")), leaf.get("value")
     if cmp == "matches":
-        pattern = ("(?i)" if ic else "") + leaf["regex"]
-    elif cmp == "glob":
-        pattern = ("(?i)" if ic else "") + "^(?:" + leaf["regex"] + ")\\z"
-    elif ic or not isinstance(value, str):
+        return ("(?i)" if ic else "") + str(leaf["regex"])
+    if cmp == "glob":
+        return ("(?i)" if ic else "") + "^(?:" + str(leaf["regex"]) + ")\\z"
+    if ic or not isinstance(value, str):
         return None
-    elif cmp == "contains":
-        pattern = _re2_escape(value)
-    elif cmp == "starts_with":
-        pattern = "^" + _re2_escape(value)
-    elif cmp == "ends_with":
-        pattern = _re2_escape(value) + "\\z"
-    elif cmp == "equals":
-        pattern = "^" + _re2_escape(value) + "\\z"
-    else:
+    if cmp == "contains":
+        return _re2_escape(value)
+    if cmp == "starts_with":
+        return "^" + _re2_escape(value)
+    if cmp == "ends_with":
+        return _re2_escape(value) + "\\z"
+    if cmp == "equals":
+        return "^" + _re2_escape(value) + "\\z"
+    return None
+
+
+Screen = tuple[list[str], str, bool]
+
+
+def screens(node: dict[str, Any] | None) -> list[Screen] | None:
+    """String tests an RE2 set can pre-screen a condition with: when ``node`` holds, one of
+    these (field path, RE2 pattern, exact) matches the string at its path, or that path holds
+    a value that is not a string. ``exact``: that match alone proves ``node`` true. A field
+    test screens itself, ``all`` by one of its arguments, ``any`` by all of its arguments'
+    screens together; None when there is no such screen."""
+    if not node:
         return None
-    return leaf["path"], pattern, leaf is when
+    op = node["op"]
+    if op == "field":
+        pattern = _leaf_pattern(node)
+        return None if pattern is None else [(node["path"], pattern, True)]
+    if op == "all":
+        args = node["args"]
+        for arg in args:
+            found = screens(arg)
+            if found is not None:
+                return found if len(args) == 1 else [(p, pat, False) for p, pat, _ in found]
+        return None
+    if op == "any":
+        out: list[Screen] = []
+        for arg in node["args"]:
+            found = screens(arg)
+            if found is None:
+                return None
+            out.extend(found)
+        return out or None
+    return None
+
+
+def prefilter_pattern(spec: dict[str, Any]) -> Screen | None:
+    """The single (field path, RE2 pattern, exact) screen of a rule, if it has exactly one."""
+    found = screens(spec.get("when"))
+    return found[0] if found is not None and len(found) == 1 else None
 
 
 def _re2_escape(text: str) -> str:
@@ -472,12 +504,15 @@ def _re2_escape(text: str) -> str:
 
 @dataclass
 class Group:
-    """Candidate rules whose first test reads one string field, screened by one RE2 set."""
+    """Screens reading one string field, matched together by one RE2 set: pattern ``k``
+    screens ``rules[k]``; the last pattern (``sentinel``) matches every string, so an empty
+    answer means RE2 could not run the set and every rule of the group is kept."""
 
     segments: list[str]
     matcher: Any
     rules: list[Rule]
     exact: list[bool]
+    sentinel: int
 
 
 @dataclass
@@ -486,6 +521,7 @@ class Candidates:
 
     plain: list[Rule]
     groups: list[Group]
+    shared: bool = False  # some rule has several screens: de-duplicate what they pick
 
     def reachable(self, inp: Any) -> tuple[list[Rule], set[int]]:
         """Rules worth checking for this input, in order, and those already known true."""
@@ -496,12 +532,23 @@ class Candidates:
         for g in self.groups:
             v = paths.get(inp, g.segments)
             if isinstance(v, str):
-                for k in g.matcher.Match(v) or ():
-                    picked.append(g.rules[k])
-                    if g.exact[k]:
-                        known.add(g.rules[k].index)
+                try:
+                    hits = g.matcher.Match(v)
+                except UnicodeEncodeError:  # lone surrogates: the rules decide for themselves
+                    hits = None
+                if not hits:  # not even the sentinel: the set did not run
+                    picked.extend(g.rules)
+                    continue
+                rules, exact, sentinel = g.rules, g.exact, g.sentinel
+                for k in hits:
+                    if k != sentinel:
+                        picked.append(rules[k])
+                        if exact[k]:
+                            known.add(rules[k].index)
             elif v is not MISSING:
                 picked.extend(g.rules)  # non-string: the rules decide for themselves
+        if self.shared and len(picked) > 1:
+            picked = list({r.index: r for r in picked}.values())
         if len(picked) > 1:
             picked.sort(key=_rule_index)
         return picked, known
@@ -512,6 +559,7 @@ def _rule_index(rule: Rule) -> int:
 
 
 MIN_GROUP = 4
+SET_MAX_MEM = 64 << 20  # RE2's default (8 MiB) refuses sets of ~5,000 patterns
 
 
 class Scope:
@@ -553,37 +601,51 @@ class Scope:
         return found
 
     def _build_candidates(self, numbers: list[int]) -> Candidates:
-        by_field: dict[tuple[str, ...], list[tuple[int, str, bool]]] = {}
+        entries: dict[int, list[tuple[tuple[str, ...], str, bool]]] = {}
+        per_field: dict[tuple[str, ...], int] = {}
         for i in numbers:
-            pre = prefilter_pattern(self.specs[i])
-            if pre is not None:
-                by_field.setdefault(tuple(pre[0]), []).append((i, pre[1], pre[2]))
-        screened: set[int] = set()
-        groups: list[Group] = []
-        for segs, members in by_field.items():
-            if len(members) < MIN_GROUP:
-                continue
-            matcher = _build_set([m[1] for m in members])
-            if matcher is None:
-                continue
-            groups.append(Group(list(segs), matcher, [self.rule(m[0]) for m in members],
-                                [m[2] for m in members]))
-            screened.update(m[0] for m in members)
-        plain = [self.rule(i) for i in numbers if i not in screened]
-        return Candidates(plain, groups)
-
+            found = screens(self.specs[i].get("when"))
+            if found:
+                entries[i] = [(tuple(p), pat, exact) for p, pat, exact in found]
+                for segs, _, _ in entries[i]:
+                    per_field[segs] = per_field.get(segs, 0) + 1
+        usable = {segs for segs, n in per_field.items() if n >= MIN_GROUP}
+        while True:  # a rule is screened only when every one of its screens has a set
+            screened = [i for i in numbers
+                        if i in entries and all(e[0] in usable for e in entries[i])]
+            by_field: dict[tuple[str, ...], list[tuple[int, str, bool]]] = {}
+            for i in screened:
+                for segs, pat, exact in entries[i]:
+                    by_field.setdefault(segs, []).append((i, pat, exact))
+            groups: list[Group] = []
+            failed = None
+            for segs, members in by_field.items():
+                matcher = _build_set([m[1] for m in members])
+                if matcher is None:
+                    failed = segs
+                    break
+                groups.append(Group(list(segs), matcher, [self.rule(m[0]) for m in members],
+                                    [m[2] for m in members], len(members)))
+            if failed is None:
+                break
+            usable.discard(failed)  # fall back to checking those rules one by one
+        done = set(screened)
+        plain = [self.rule(i) for i in numbers if i not in done]
+        return Candidates(plain, groups, any(len(entries[i]) > 1 for i in screened))
 
 def _build_set(patterns: list[str]) -> Any:
     import re2
 
     options = re2.Options()
     options.log_errors = False
+    options.max_mem = SET_MAX_MEM
     try:
         matcher = re2.Set.SearchSet(options)
         for p in patterns:
             matcher.Add(p)
+        matcher.Add("\\z")  # the sentinel: matches every string (see Group)
         matcher.Compile()
-    except Exception:  # noqa: BLE001 - fall back to checking the rules one by one
+    except Exception:  # fall back to checking the rules one by one
         return None
     return matcher
 
