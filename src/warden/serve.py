@@ -100,6 +100,12 @@ class StorePool:
         if stores is None:
             stores = self._local.stores = {}
         store = stores.get(location)
+        if store is not None and _broken(store):
+            # the database went away (restart, failover): reconnect instead of failing every
+            # later request of this keep-alive connection
+            with contextlib.suppress(Exception):
+                store.close()
+            store = None
         if store is None:
             store = stores[location] = self._open(location)
             with self._lock:
@@ -114,6 +120,12 @@ class StorePool:
         for store in stores.values():
             with contextlib.suppress(Exception):  # closing never takes a request thread down
                 store.close()
+
+
+def _broken(store: Any) -> bool:
+    """True when a store's PostgreSQL connection is closed or broken (sqlite3: never)."""
+    conn = getattr(store, "_conn", None)
+    return bool(getattr(conn, "broken", False) is True or getattr(conn, "closed", False) is True)
 
 
 class ServerEngine(Engine):

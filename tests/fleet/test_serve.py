@@ -353,3 +353,38 @@ def test_environment_state_location(serve: Any, tmp_path: Path) -> None:
     srv.json("POST", "/v1/hook/claude", read)
     assert db.exists() and not (root / ".warden" / "state.db").exists()
     assert os.stat(db).st_size > 0
+
+
+def test_server_on_postgres_state(serve: Any, tmp_path: Path, pg_database: str) -> None:
+    """Per-thread PostgreSQL stores: events recorded through one connection are seen by
+    others; after the database drops the server's connections, it reconnects."""
+    import psycopg
+
+    root = tmp_path / "stateful"
+    write(root / "warden.yaml", STATE_POLICY)
+    srv = serve(root, env={"WARDEN_STATE": pg_database})
+    edit = {"session_id": "pg", "hook_event_name": "PreToolUse", "tool_name": "Edit",
+            "tool_input": {"file_path": "a.py"}}
+    read = {"session_id": "pg", "hook_event_name": "PostToolUse", "tool_name": "Read",
+            "tool_input": {"file_path": "a.py"}, "tool_response": {}}
+    assert srv.json("POST", "/v1/decide", edit)[1]["decision"] == "deny"
+    assert srv.json("POST", "/v1/hook/claude", read)[1]["exit_code"] == 0
+    assert srv.json("POST", "/v1/decide", edit)[1]["decision"] == "allow"
+    assert not (root / ".warden").exists()
+
+    u = urlsplit(srv.url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+
+    def decide() -> int:
+        conn.request("POST", "/v1/decide", body=json.dumps(edit))
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status
+
+    assert decide() == 200
+    with psycopg.connect(pg_database, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                      " WHERE application_name = 'warden' AND pid <> pg_backend_pid()")
+    statuses = [decide() for _ in range(3)]
+    assert statuses[-1] == 200 and statuses.count(500) <= 1, statuses
+    conn.close()
