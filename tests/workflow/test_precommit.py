@@ -1,0 +1,179 @@
+"""The pre-commit hooks of this repository, used the way another repository would.
+
+`.pre-commit-hooks.yaml` is checked statically, then exercised with the real pre-commit:
+`pre-commit try-repo <a clone of this repository> <hook> --all-files` in a temporary git
+repository. pre-commit builds a virtualenv and pip-installs warden from the clone (that
+needs the package registry), so these tests are marked slow; the virtualenv is built once
+per test session (a shared PRE_COMMIT_HOME).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from workflow_support import LEAKY, REPO, dedent, put
+
+PRE_COMMIT = str(Path(sys.executable).parent / "pre-commit")
+HOOKS_FILE = REPO / ".pre-commit-hooks.yaml"
+
+
+def test_hooks_file_declares_the_four_hooks() -> None:
+    hooks = yaml.safe_load(HOOKS_FILE.read_text(encoding="utf-8"))
+    by_id = {h["id"]: h for h in hooks}
+    assert set(by_id) == {"warden-validate", "warden-test", "warden-fmt", "warden-check"}
+    for h in hooks:
+        assert h["language"] == "python"
+        assert h["entry"].startswith("warden ")
+        assert h["name"] and h["description"]
+    assert by_id["warden-fmt"]["entry"] == "warden fmt --check"
+    assert by_id["warden-validate"]["pass_filenames"] is False
+    assert by_id["warden-test"]["pass_filenames"] is False
+    assert set(by_id["warden-check"]["types_or"]) == {"yaml", "json", "toml"}
+
+
+@pytest.mark.parametrize(("hook", "path", "matches"), [
+    ("warden-validate", "warden.yaml", True),
+    ("warden-validate", ".warden/extra.yaml", True),
+    ("warden-validate", "sub/project/warden.yaml", True),
+    ("warden-validate", "k8s/deploy.yaml", False),
+    ("warden-validate", "warden.warden-test.yaml", False),
+    ("warden-test", "policies.warden-test.yaml", True),
+    ("warden-test", "warden.yaml", True),
+    ("warden-test", "README.md", False),
+    ("warden-fmt", "t/x.warden-test.yaml", True),
+    ("warden-check", "warden.yaml", False),
+    ("warden-check", ".pre-commit-config.yaml", False),
+])
+def test_hook_file_patterns(hook: str, path: str, matches: bool) -> None:
+    import re
+
+    h = {h["id"]: h for h in yaml.safe_load(HOOKS_FILE.read_text(encoding="utf-8"))}[hook]
+    included = re.search(h.get("files", ""), path) is not None
+    excluded = "exclude" in h and re.search(h["exclude"], path) is not None
+    assert (included and not excluded) is matches
+
+
+# ------------------------------------------------------------------ the real pre-commit
+
+
+@pytest.fixture(scope="module")
+def hooks_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
+    """(a clean clone of this repository's HEAD, a PRE_COMMIT_HOME shared by the tests)."""
+    if not (REPO / ".git").exists():
+        pytest.skip("the repository is not a git checkout")
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    base = tmp_path_factory.mktemp("precommit")
+    clone = base / "warden-clone"
+    subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(REPO), str(clone)],
+                   check=True, capture_output=True)
+    if not (clone / ".pre-commit-hooks.yaml").exists():
+        pytest.fail(".pre-commit-hooks.yaml is not committed")
+    yield clone, base / "pre-commit-home"
+
+
+def git_repo(path: Path) -> Path:
+    path.mkdir(parents=True)
+    subprocess.run(["git", "init", "--quiet", str(path)], check=True)
+    return path
+
+
+def try_repo(hooks: tuple[Path, Path], cwd: Path, hook: str) -> subprocess.CompletedProcess[str]:
+    clone, pc_home = hooks
+    subprocess.run(["git", "add", "-A"], cwd=cwd, check=True)
+    env = {k: v for k, v in os.environ.items() if k not in LEAKY}
+    env.update(PRE_COMMIT_HOME=str(pc_home), XDG_CACHE_HOME=str(cwd.parent / "cache"),
+               XDG_CONFIG_HOME=str(cwd.parent / "config"), PRE_COMMIT_COLOR="never")
+    env.pop("VIRTUAL_ENV", None)
+    return subprocess.run([PRE_COMMIT, "try-repo", str(clone), hook, "--all-files"], cwd=cwd,
+                          env=env, capture_output=True, text=True, timeout=900, check=False)
+
+
+GOOD_POLICY = """\
+    version: 1
+    policies:
+      - name: no-rm-rf-root
+        event: PreToolUse
+        tool: Bash
+        when: {field: tool_input.command, matches: 'rm\\s+-rf\\s+/'}
+        effect: deny
+      - name: no-latest
+        event: file
+        when: {field: 'document.services.*.image', ends_with: ':latest'}
+        effect: deny
+        message: "{path}: pin the image (no :latest)"
+"""
+
+
+@pytest.mark.slow
+def test_try_repo_validate_passes_then_fails_on_a_broken_policy(
+        hooks_repo: tuple[Path, Path], tmp_path: Path) -> None:
+    repo = git_repo(tmp_path / "consumer")
+    put(repo / "warden.yaml", GOOD_POLICY)
+    r = try_repo(hooks_repo, repo, "warden-validate")
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    assert "warden validate" in r.stdout and "Passed" in r.stdout
+
+    put(repo / "warden.yaml", GOOD_POLICY.replace("effect: deny\n      - name: no-latest",
+                                                  "efect: deny\n      - name: no-latest"))
+    r = try_repo(hooks_repo, repo, "warden-validate")
+    assert r.returncode == 1, r.stdout[-4000:]
+    assert "Failed" in r.stdout
+    assert "exit code: 78" in r.stdout
+    assert "warden.yaml:7:9: unknown key 'efect' (did you mean 'effect'?)" in r.stdout
+
+
+@pytest.mark.slow
+def test_try_repo_check_fails_on_a_violating_data_file(
+        hooks_repo: tuple[Path, Path], tmp_path: Path) -> None:
+    repo = git_repo(tmp_path / "consumer")
+    put(repo / "warden.yaml", GOOD_POLICY)
+    put(repo / "compose.yaml", """\
+        services:
+          web:
+            image: nginx:1.27.0
+    """)
+    r = try_repo(hooks_repo, repo, "warden-check")
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+
+    (repo / "compose.yaml").write_text(dedent("""\
+        services:
+          web:
+            image: nginx:1.27.0
+          cache:
+            image: redis:latest
+    """))
+    r = try_repo(hooks_repo, repo, "warden-check")
+    assert r.returncode == 1, r.stdout[-4000:]
+    assert "compose.yaml:5:12: DENY no-latest: compose.yaml: pin the image (no :latest)" in (
+        r.stdout)
+
+
+@pytest.mark.slow
+def test_try_repo_test_and_fmt(hooks_repo: tuple[Path, Path], tmp_path: Path) -> None:
+    repo = git_repo(tmp_path / "consumer")
+    put(repo / "warden.yaml", GOOD_POLICY)
+    put(repo / "policy.warden-test.yaml", """\
+        version: 1
+        tests:
+          - name: rm -rf / is denied
+            input: {hook_event_name: PreToolUse, tool_name: Bash, tool_input: {command: rm -rf /}}
+            expect: {decision: allow}
+    """)
+    r = try_repo(hooks_repo, repo, "warden-test")
+    assert r.returncode == 1
+    assert "decision: expected 'allow', got 'deny'" in r.stdout
+    assert "0 passed, 1 failed" in r.stdout
+    r = try_repo(hooks_repo, repo, "warden-fmt")
+    assert r.returncode == 0, r.stdout[-4000:]
+    put(repo / "warden.yaml", "policies: []\nversion: 1\n")
+    r = try_repo(hooks_repo, repo, "warden-fmt")
+    assert r.returncode == 1
+    assert "would reformat warden.yaml" in r.stdout
