@@ -99,7 +99,7 @@ def rules(draw: Any, effects: list[str] | None = None) -> dict[str, Any]:
 @st.composite
 def cmd_rules(draw: Any) -> dict[str, Any]:
     """A rule whose condition starts with a string test of ``cmd`` (what the runtime's RE2-set
-    prefilter screens), alone or followed by more conditions."""
+    prefilter screens): alone, in an ``all`` or in an ``any`` with more conditions."""
     rule = draw(rules())
     if draw(st.integers(0, 2)):
         rule.pop("event", None)
@@ -110,10 +110,13 @@ def cmd_rules(draw: Any) -> dict[str, Any]:
     first: dict[str, Any] = {"field": "cmd", op: value}
     if draw(st.booleans()):
         first["ignore_case"] = True
-    if draw(st.booleans()):
+    shape = draw(st.sampled_from(["alone", "all", "any"]))
+    if shape == "alone":
         rule["when"] = first
-    else:
+    elif shape == "all":
         rule["when"] = {"all": [first, *draw(st.lists(conditions, min_size=1, max_size=2))]}
+    else:  # several screens for one rule, possibly on other fields
+        rule["when"] = {"any": [first, *draw(st.lists(conditions, min_size=1, max_size=2))]}
     return rule
 
 

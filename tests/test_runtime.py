@@ -623,3 +623,19 @@ def test_explain_lists_every_rule_and_the_failing_condition(project: Project) ->
     assert rows["c"]["applied"] is False and "Stop" in rows["c"]["detail"]
     assert rows["d"]["applied"] is True
     assert eng.explain(bash("git push --force"))[0]["applied"] is True
+
+
+def test_explain_shows_values_as_written(project: Project) -> None:
+    eng = engine_for(project, """\
+        version: 1
+        policies:
+          - {name: same, when: {field: new, equals: "{old}"}, effect: deny}
+          - {name: member, when: {field: new, in: ["{old}", x]}, effect: deny}
+          - {name: secrets, when: {field: path, glob: "**/secrets/**"}, effect: deny}
+        """)
+    rows = {r["policy"]: r["detail"] for r in eng.explain({"new": "a", "old": "b", "path": "x"})}
+    assert "field new (a) equals {old} (b) -> false" in rows["same"]
+    assert "in [{old}, x]" in rows["member"]
+    assert "glob **/secrets/** -> false" in rows["secrets"]  # the glob, not its regex
+    rows = {r["policy"]: r["detail"] for r in eng.explain({"new": "a"})}
+    assert "equals {old} (<missing>) -> false" in rows["same"]

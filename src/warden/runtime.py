@@ -793,10 +793,10 @@ def explain_condition(node: dict[str, Any], env: Env, subj: Any) -> tuple[bool, 
         ok, why = explain_condition(node["arg"], env, subj)
         return (not ok), ("not: " + why)
     ok = build(node)(env, subj)
-    return ok, f"{describe(node, subj)} -> {'true' if ok else 'false'} ({node['at']})"
+    return ok, f"{describe(node, subj, env)} -> {'true' if ok else 'false'} ({node['at']})"
 
 
-def describe(node: dict[str, Any], subj: Any) -> str:
+def describe(node: dict[str, Any], subj: Any, env: Env | None = None) -> str:
     op = node["op"]
     if op == "field":
         values = list(paths.resolve(subj, node["path"]))
@@ -805,10 +805,31 @@ def describe(node: dict[str, Any], subj: Any) -> str:
             shown = "<missing>"
         if len(shown) > 80:
             shown = shown[:77] + "..."
-        target = node.get("regex") if node["cmp"] in ("matches", "glob") else node.get(
-            "glob", node.get("value", node.get("tpl", node.get("items"))))
-        return f"field {node['field']} ({shown}) {node['cmp']} {paths.to_text(target)}"
+        target = _target_text(node)
+        if "tpl" in node and env is not None:
+            value = paths.render(node["tpl"], env.input, "condition")
+            target += " (<missing>)" if value is paths.MISSING else f" ({paths.to_text(value)})"
+        return f"field {node['field']} ({shown}) {node['cmp']} {target}"
     return f"{op} condition"
+
+
+def _target_text(node: dict[str, Any]) -> str:
+    """The comparison value as the policy wrote it: a regex, globs, a literal or a template."""
+    cmp = node["cmp"]
+    if cmp == "matches":
+        return str(node.get("regex"))
+    if cmp == "glob":
+        return paths.to_text(node["glob"][0] if len(node["glob"]) == 1 else node["glob"])
+    if cmp == "in":
+        return "[" + ", ".join(_value_text(item) for item in node.get("items", [])) + "]"
+    return _value_text(node)
+
+
+def _value_text(node: dict[str, Any]) -> str:
+    if "tpl" not in node:
+        return paths.to_text(node.get("value"))
+    return "".join(p.replace("{", "{{").replace("}", "}}") if isinstance(p, str)
+                   else "{" + paths.join_path(p) + "}" for p in node["tpl"])
 
 
 def witness(node: dict[str, Any] | None, env: Env, subj: Any) -> tuple[str | int, ...] | None:
@@ -827,7 +848,7 @@ def witness(node: dict[str, Any] | None, env: Env, subj: Any) -> tuple[str | int
             if build(child)(env, subj):
                 return witness(child, env, subj)
         return None
-    if op != "field" or node["cmp"] == "exists" and not node.get("value"):
+    if op != "field" or (node["cmp"] == "exists" and not node.get("value")):
         return None
     single = dict(node)
     for concrete, value in paths.resolve_paths(subj, node["path"]):
