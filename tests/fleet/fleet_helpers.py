@@ -200,6 +200,7 @@ def _start_postgres(bindir: Path) -> PgServer:
                             start_new_session=True)
     server = PgServer(f"postgresql://postgres@127.0.0.1:{port}/postgres", port, bindir, data,
                       proc)
+    _watchdog(proc.pid, base)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -212,6 +213,39 @@ def _start_postgres(bindir: Path) -> PgServer:
         time.sleep(0.2)
     _stop_postgres(server)
     raise RuntimeError("postgres did not become ready within 60 s")
+
+
+_WATCHDOG = """
+import os, shutil, signal, sys, time
+owner, group, base = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+while alive(owner) and alive(group):
+    time.sleep(1)
+if alive(group):
+    try:
+        os.killpg(group, signal.SIGINT)
+    except ProcessLookupError:
+        pass
+    for _ in range(30):
+        if not alive(group):
+            break
+        time.sleep(1)
+shutil.rmtree(base, ignore_errors=True)
+"""
+
+
+def _watchdog(group: int, base: Path) -> None:
+    """Stop the server (and remove its files) if this process dies without stopping it."""
+    subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(group), str(base)],
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL, start_new_session=True)
 
 
 def _wrap(prefix: list[str], cmd: list[str]) -> list[str]:
