@@ -212,6 +212,9 @@ def run_process(argv: Sequence[str], *, env: dict[str, str], cwd: str, timeout: 
     handler while waiting kills the group and propagates.
     """
     t0 = time.perf_counter()
+    if not os.path.isdir(cwd):
+        return ProcResult(None, error=f"working directory {cwd} does not exist",
+                          duration_ms=_ms(t0))
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         try:
             proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=err,

@@ -8,8 +8,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 APPEND = """
 import os, pathlib, time
 with open('runs.log', 'a') as fh:
@@ -133,34 +131,33 @@ def _tamper(path: str, *statements: str) -> None:
     conn.close()
 
 
-@pytest.mark.parametrize("how", ["edit", "delete", "reorder", "delete-last", "insert"])
-def test_audit_tampering_is_detected(proj: Any, how: str) -> None:
-    _history_of_everything(proj)
-    env = _copy_state(proj, how)
-    path = env["WARDEN_STATE"]
-    if how == "edit":
-        _tamper(path, "UPDATE audit SET actor = 'mallory' WHERE seq = 3")
-    elif how == "delete":
-        _tamper(path, "DELETE FROM audit WHERE seq = 4")
-    elif how == "reorder":
-        _tamper(path,
-                "UPDATE audit SET seq = -5 WHERE seq = 5",
+TAMPER = {
+    "edit": ["UPDATE audit SET actor = 'mallory' WHERE seq = 3"],
+    "delete": ["DELETE FROM audit WHERE seq = 4"],
+    "reorder": ["UPDATE audit SET seq = -5 WHERE seq = 5",
                 "UPDATE audit SET seq = 5 WHERE seq = 6",
-                "UPDATE audit SET seq = 6 WHERE seq = -5")
-    elif how == "delete-last":
-        _tamper(path, "DELETE FROM audit WHERE seq = (SELECT MAX(seq) FROM audit)")
-    else:
-        _tamper(path, "INSERT INTO audit (seq, ts, actor, kind, action, record, prev_hash, hash)"
-                " SELECT 1000, ts, actor, kind, action, record, 'sha256:x', 'sha256:y'"
-                " FROM audit WHERE seq = 2")
-    proc = proj.run("audit", "verify", env=env)
-    assert proc.returncode == 1, (proc.stdout, proc.stderr)
-    assert "BROKEN" in proc.stdout and "audit record" in proc.stdout
-    doc = proj.json("audit", "verify", env=env, code=1)
-    assert doc["ok"] is False
-    expected = {"edit": 3, "delete": 5, "reorder": 5, "insert": 1000}
-    if how in expected:
-        assert doc["first_bad_seq"] == expected[how], doc
+                "UPDATE audit SET seq = 6 WHERE seq = -5"],
+    "delete-last": ["DELETE FROM audit WHERE seq = (SELECT MAX(seq) FROM audit)"],
+    "insert": ["INSERT INTO audit (seq, ts, actor, kind, action, record, prev_hash, hash)"
+               " SELECT 1000, ts, actor, kind, action, record, 'sha256:x', 'sha256:y'"
+               " FROM audit WHERE seq = 2"],
+}
+FIRST_BAD = {"edit": 3, "delete": 5, "reorder": 5, "insert": 1000}
+
+
+def test_audit_tampering_is_detected(proj: Any) -> None:
+    """Edit, delete, reorder, drop the newest, insert: each on its own copy of the trail."""
+    _history_of_everything(proj)
+    for how, statements in TAMPER.items():
+        env = _copy_state(proj, how)
+        _tamper(env["WARDEN_STATE"], *statements)
+        proc = proj.run("audit", "verify", env=env)
+        assert proc.returncode == 1, (how, proc.stdout, proc.stderr)
+        assert "BROKEN" in proc.stdout and "audit record" in proc.stdout
+        doc = proj.json("audit", "verify", env=env, code=1)
+        assert doc["ok"] is False
+        if how in FIRST_BAD:
+            assert doc["first_bad_seq"] == FIRST_BAD[how], (how, doc)
     # the untouched original still verifies
     assert proj.json("audit", "verify", code=0)["ok"]
 

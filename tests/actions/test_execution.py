@@ -525,3 +525,28 @@ actions:
     assert "interrupted by signal" in doc["execution"]["steps"][1]["detail"]
     assert not (proj.root / "marker.txt").exists()
     assert _wait_gone(grandchild)
+
+
+def test_precondition_cwd_and_stop_with_nothing_changed(proj: Any) -> None:
+    where = proj.py("import os, pathlib; pathlib.Path('cwd.txt').write_text(os.getcwd())")
+    proj.policy(f"""\
+version: 1
+actions:
+  guarded:
+    on_failure: stop
+    params: {{type: object, properties: {{ok: {{type: boolean, default: false}}}}}}
+    steps:
+      - name: check
+        precondition: {proj.py("import sys; sys.exit(0 if sys.argv[1] == 'true' else 1)",
+                               "{params.ok}")}
+        run: {where}
+        cwd: sub
+""")
+    (proj.root / "sub").mkdir()
+    doc = proj.json("run", "guarded", code=5)
+    step = doc["execution"]["steps"][0]
+    assert step["detail"] == "precondition exited 1" and doc["execution"]["status"] == \
+        "rolled_back"
+    assert not (proj.root / "sub" / "cwd.txt").exists()
+    proj.json("run", "guarded", "-p", "ok=true", code=0)
+    assert (proj.root / "sub" / "cwd.txt").read_text() == str((proj.root / "sub").resolve())
