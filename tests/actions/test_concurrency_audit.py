@@ -182,7 +182,7 @@ actions:
 """)
     run = proj.run("run", "act")
     assert run.returncode == 0
-    assert run.stdout.startswith("ALLOW: action 'act' succeeded")
+    assert run.stdout.startswith("SUCCEEDED: action 'act' succeeded")
     assert "execution x-" in run.stdout
     dry = proj.run("run", "act", "--dry-run")
     assert "would 1. w: write 1 bytes to o.txt" in dry.stdout

@@ -476,6 +476,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
 def _decision_text(doc: dict[str, Any]) -> list[str]:
     ex = doc.get("execution") or {}
     head = doc["decision"].upper() + ("" if doc["enforced"] else " (observe mode)")
+    if ex and not ex.get("dry_run") and ex.get("status") != "aborted":
+        head = str(ex.get("status", "")).replace("_", " ").upper()
     lines = [f"{head}: {doc['reason']}"]
     for g in doc.get("gates", []):
         mark = "pass" if g["passed"] else "FAIL"
@@ -502,6 +504,10 @@ def _steps_text(steps: list[dict[str, Any]]) -> list[str]:
         took = f"{st['duration_ms']:.0f} ms" if st.get("duration_ms") is not None else ""
         lines.append(f"  step  {st['idx'] + 1}. {st['name']} ({st['kind']}): {st['status']} "
                      f"{took} {st.get('detail', '')}".rstrip())
+        if st["status"] != "ok" and (st.get("stderr") or st.get("stdout")):
+            last = (st.get("stderr") or st.get("stdout") or "").strip().splitlines()
+            if last:
+                lines.append(f"        output: {last[-1][:200]}")
         rb = st.get("rollback")
         if rb:
             lines.append(f"        rollback: {rb.get('status')}: {rb.get('detail', '')}")
