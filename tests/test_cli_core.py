@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from conftest import REPO, Env, Project, Runner, bash, write
+from wardentest import REPO, Env, Project, Runner, bash, write
 
 RM = json.dumps(bash("rm -rf /"))
 LS = json.dumps(bash("ls"))

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from conftest import Env, Project, write
 from warden.compile import canonical, glob_to_regex, plan_hash
 from warden.engine import build_plan, check_sources
 from warden.load import discover
 from warden.plan import dump_json, load_json
+from wardentest import Env, Project, write
 
 POLICY = """\
 version: 1

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Env, Project, write
 from warden.errors import PolicyError
 from warden.load import discover, find_project_root, load_data_file, load_document, parse_yaml
+from wardentest import Env, Project, write
 
 
 def data(text: str, **kw: object) -> object:

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 import warden
-from conftest import Env, Project, bash, write
 from warden.decision import Decision
 from warden.engine import Engine
+from wardentest import Env, Project, bash, write
 
 
 def engine_for(project: Project, text: str) -> Engine:

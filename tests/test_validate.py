@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Env, Project, write
 from warden.engine import check_sources
 from warden.errors import PolicyError, Problem
 from warden.load import discover
+from wardentest import Env, Project, write
 
 
 def check(root: Path, *, strict: bool = False, user: bool = False) -> list[Problem]:
@@ -284,3 +284,42 @@ def test_version_is_required(project: Project) -> None:
     project.policy("policies: []\n")
     [p] = check(project.root)
     assert "missing required key 'version'" in p.message and p.line == 1
+
+
+def test_field_warning_for_a_misspelt_event_field(project: Project) -> None:
+    project.policy("""\
+        version: 1
+        policies:
+          - name: a
+            event: UserPromptSubmit
+            when: {field: promt, matches: secret}
+            effect: deny
+          - name: b
+            event: [PreToolUse, PostToolUse]
+            when:
+              any:
+                - {field: tool_inputs.command, exists: true}
+                - {field: my_own_field, exists: true}
+                - {field: tool_response.ok, equals: true}
+            effect: deny
+          - name: c
+            event: file
+            when: {field: documnet.on, exists: true}
+            effect: deny
+          - name: d
+            event: action
+            when: {field: params.env, equals: prod}
+            effect: deny
+          - name: e
+            when: {field: promt, exists: true}
+            effect: deny
+        """)
+    probs = check(project.root)
+    assert all(p.severity == "warning" for p in probs)
+    got = {p.line: p.message for p in probs}
+    assert "UserPromptSubmit input has no field 'promt' (did you mean 'prompt'?)" in got[5]
+    assert "'tool_inputs' (did you mean 'tool_input'?)" in got[11]
+    assert "'documnet' (did you mean 'document'?)" in got[17]
+    # far from every known field (custom input), known fields, rules for any event: no warning
+    assert sorted(got) == [5, 11, 17]
+    assert {p.severity for p in check(project.root, strict=True)} == {"error"}

@@ -270,7 +270,49 @@ def field_warnings(plan: dict[str, Any]) -> list[Problem]:
                         node["at"],
                         f"{'/'.join(tools)} has no field tool_input.{seg[1]}{hint}",
                     ))
-    return problems + event_warnings(plan)
+    return problems + event_field_warnings(plan) + event_warnings(plan)
+
+
+# Top-level fields of the inputs of known events (Claude Code hook events; `file` for
+# `warden check`; `action` for `warden run`).
+_COMMON_FIELDS = {"session_id", "transcript_path", "cwd", "hook_event_name", "permission_mode",
+                  "event"}
+EVENT_FIELDS: dict[str, set[str]] = {
+    "PreToolUse": {"tool_name", "tool_input", "tool_use_id"},
+    "PostToolUse": {"tool_name", "tool_input", "tool_response", "tool_use_id"},
+    "UserPromptSubmit": {"prompt"},
+    "Notification": {"message", "title", "notification_type"},
+    "Stop": {"stop_hook_active"},
+    "SubagentStop": {"stop_hook_active"},
+    "PreCompact": {"trigger", "custom_instructions"},
+    "SessionStart": {"source"},
+    "SessionEnd": {"reason"},
+    "file": {"path", "format", "document"},
+    "action": {"action", "params", "risk", "actor"},
+}
+
+
+def event_field_warnings(plan: dict[str, Any]) -> list[Problem]:
+    """Rules that read a top-level field their event's input does not have but that is
+    close to one it has (``promt`` for ``prompt``): a likely typo. Fields far from every
+    known one are left alone, so inputs with extra fields of their own stay warning-free."""
+    problems: list[Problem] = []
+    for scope in plan.get("scopes", []):
+        for rule in scope.get("rules", []):
+            events = rule.get("events")
+            if not events or not all(e in EVENT_FIELDS for e in events) or not rule.get("when"):
+                continue
+            known = sorted(set.union(_COMMON_FIELDS, *(EVENT_FIELDS[e] for e in events)))
+            for node in _field_nodes(rule["when"]):
+                first = node["path"][0]
+                if first in known or first == "*":
+                    continue
+                close = difflib.get_close_matches(first, known, n=1, cutoff=0.75)
+                if close:
+                    problems.append(_problem_at(
+                        node["at"], f"{'/'.join(events)} input has no field {first!r} "
+                                    f"(did you mean {close[0]!r}?)"))
+    return problems
 
 
 # Event names warden knows (Claude Code hook events, `file`, `action`, `record`): a rule
