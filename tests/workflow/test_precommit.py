@@ -85,16 +85,34 @@ def git_repo(path: Path) -> Path:
     return path
 
 
-def try_repo(hooks: tuple[Path, Path], cwd: Path, hook: str) -> subprocess.CompletedProcess[str]:
+def try_repo(hooks: tuple[Path, Path], cwd: Path,
+             hook: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``pre-commit try-repo CLONE [HOOK] --all-files`` (every hook when HOOK is None).
+    try-repo installs into a fresh temporary store each time (~20 s)."""
     clone, pc_home = hooks
     subprocess.run(["git", "add", "-A"], cwd=cwd, check=True)
     env = {k: v for k, v in os.environ.items() if k not in LEAKY}
     env.update(PRE_COMMIT_HOME=str(pc_home), XDG_CACHE_HOME=str(cwd.parent / "cache"),
                XDG_CONFIG_HOME=str(cwd.parent / "config"), PRE_COMMIT_COLOR="never")
     env.pop("VIRTUAL_ENV", None)
-    return subprocess.run([PRE_COMMIT, "try-repo", str(clone), hook, "--all-files"], cwd=cwd,
-                          env=env, capture_output=True, text=True, timeout=900, check=False)
+    args = [PRE_COMMIT, "try-repo", str(clone), *([hook] if hook else []), "--all-files"]
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900,
+                          check=False)
 
+
+TESTS = """\
+    version: 1
+    tests:
+      - name: rm -rf / is denied
+        input: {hook_event_name: PreToolUse, tool_name: Bash, tool_input: {command: rm -rf /}}
+        expect: {decision: deny}
+"""
+
+GOOD_COMPOSE = """\
+    services:
+      web:
+        image: nginx:1.27.0
+"""
 
 GOOD_POLICY = """\
     version: 1
@@ -112,68 +130,69 @@ GOOD_POLICY = """\
 """
 
 
+def hook_sections(output: str) -> dict[str, str]:
+    """pre-commit's output split per hook: {hook name: "Passed"/"Failed" + its output}."""
+    sections: dict[str, str] = {}
+    current = None
+    for line in output.splitlines():
+        for status in ("Passed", "Failed"):
+            if line.endswith(status) and "..." in line:
+                current = line.split("...")[0].rstrip(".")
+                sections[current] = status + "\n"
+                break
+        else:
+            if current is not None:
+                sections[current] += line + "\n"
+    return sections
+
+
 @pytest.mark.slow
-def test_try_repo_validate_passes_then_fails_on_a_broken_policy(
+def test_try_repo_every_hook_passes_on_a_good_repository(
         hooks_repo: tuple[Path, Path], tmp_path: Path) -> None:
     repo = git_repo(tmp_path / "consumer")
     put(repo / "warden.yaml", GOOD_POLICY)
-    r = try_repo(hooks_repo, repo, "warden-validate")
+    put(repo / "policy.warden-test.yaml", TESTS)
+    put(repo / "compose.yaml", GOOD_COMPOSE)
+    r = try_repo(hooks_repo, repo)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
-    assert "warden validate" in r.stdout and "Passed" in r.stdout
+    sections = hook_sections(r.stdout)
+    assert set(sections) == {"warden validate", "warden test", "warden fmt --check",
+                             "warden check"}, r.stdout
+    assert all(v.startswith("Passed") for v in sections.values()), sections
 
+
+@pytest.mark.slow
+def test_try_repo_fails_readably_on_bad_data_tests_and_formatting(
+        hooks_repo: tuple[Path, Path], tmp_path: Path) -> None:
+    repo = git_repo(tmp_path / "consumer")
+    put(repo / "warden.yaml", "policies:\n" + dedent(GOOD_POLICY).split("policies:\n", 1)[1]
+        + "version: 1\n")
+    put(repo / "policy.warden-test.yaml", TESTS.replace("expect: {decision: deny}",
+                                                        "expect: {decision: allow}"))
+    put(repo / "compose.yaml", GOOD_COMPOSE + "      cache:\n        image: redis:latest\n")
+    r = try_repo(hooks_repo, repo)
+    assert r.returncode == 1
+    sections = hook_sections(r.stdout)
+    assert sections["warden validate"].startswith("Passed"), r.stdout
+    test = sections["warden test"]
+    assert test.startswith("Failed")
+    assert "decision: expected 'allow', got 'deny'" in test and "0 passed, 1 failed" in test
+    fmt = sections["warden fmt --check"]
+    assert fmt.startswith("Failed") and "would reformat warden.yaml" in fmt
+    check = sections["warden check"]
+    assert check.startswith("Failed")
+    assert "compose.yaml:5:12: DENY no-latest: compose.yaml: pin the image (no :latest)" in check
+
+
+@pytest.mark.slow
+def test_try_repo_validate_fails_readably_on_a_broken_policy(
+        hooks_repo: tuple[Path, Path], tmp_path: Path) -> None:
+    repo = git_repo(tmp_path / "consumer")
     put(repo / "warden.yaml", GOOD_POLICY.replace("effect: deny\n      - name: no-latest",
                                                   "efect: deny\n      - name: no-latest"))
     r = try_repo(hooks_repo, repo, "warden-validate")
     assert r.returncode == 1, r.stdout[-4000:]
-    assert "Failed" in r.stdout
-    assert "exit code: 78" in r.stdout
-    assert "warden.yaml:7:9: unknown key 'efect' (did you mean 'effect'?)" in r.stdout
-
-
-@pytest.mark.slow
-def test_try_repo_check_fails_on_a_violating_data_file(
-        hooks_repo: tuple[Path, Path], tmp_path: Path) -> None:
-    repo = git_repo(tmp_path / "consumer")
-    put(repo / "warden.yaml", GOOD_POLICY)
-    put(repo / "compose.yaml", """\
-        services:
-          web:
-            image: nginx:1.27.0
-    """)
-    r = try_repo(hooks_repo, repo, "warden-check")
-    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
-
-    (repo / "compose.yaml").write_text(dedent("""\
-        services:
-          web:
-            image: nginx:1.27.0
-          cache:
-            image: redis:latest
-    """))
-    r = try_repo(hooks_repo, repo, "warden-check")
-    assert r.returncode == 1, r.stdout[-4000:]
-    assert "compose.yaml:5:12: DENY no-latest: compose.yaml: pin the image (no :latest)" in (
-        r.stdout)
-
-
-@pytest.mark.slow
-def test_try_repo_test_and_fmt(hooks_repo: tuple[Path, Path], tmp_path: Path) -> None:
-    repo = git_repo(tmp_path / "consumer")
-    put(repo / "warden.yaml", GOOD_POLICY)
-    put(repo / "policy.warden-test.yaml", """\
-        version: 1
-        tests:
-          - name: rm -rf / is denied
-            input: {hook_event_name: PreToolUse, tool_name: Bash, tool_input: {command: rm -rf /}}
-            expect: {decision: allow}
-    """)
-    r = try_repo(hooks_repo, repo, "warden-test")
-    assert r.returncode == 1
-    assert "decision: expected 'allow', got 'deny'" in r.stdout
-    assert "0 passed, 1 failed" in r.stdout
-    r = try_repo(hooks_repo, repo, "warden-fmt")
-    assert r.returncode == 0, r.stdout[-4000:]
-    put(repo / "warden.yaml", "policies: []\nversion: 1\n")
-    r = try_repo(hooks_repo, repo, "warden-fmt")
-    assert r.returncode == 1
-    assert "would reformat warden.yaml" in r.stdout
+    out = hook_sections(r.stdout)["warden validate"]
+    assert out.startswith("Failed")
+    assert "exit code: 78" in out
+    assert "warden.yaml:7:5: unknown key 'efect' (did you mean 'effect'?)" in out
