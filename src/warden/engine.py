@@ -136,18 +136,27 @@ def check_input(data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InputError("input must be a JSON object")
     unencodable = False
-    stack: list[tuple[Any, int]] = [(data, 1)]
+    stack: list[tuple[Any, int]] = [(data, 1)]  # containers only: they count for depth
+    push, pop = stack.append, stack.pop
     while stack:
-        value, depth = stack.pop()
-        if depth > MAX_INPUT_DEPTH and isinstance(value, (dict, list)):  # containers count
+        value, depth = pop()
+        if depth > MAX_INPUT_DEPTH:
             raise InputError(f"input nested deeper than {MAX_INPUT_DEPTH} levels")
         if isinstance(value, dict):
-            stack.extend((v, depth + 1) for v in value.values())
-            unencodable = unencodable or any(_bad_text(k) for k in value)
-        elif isinstance(value, list):
-            stack.extend((v, depth + 1) for v in value)
-        elif isinstance(value, str):
-            unencodable = unencodable or _bad_text(value)
+            if not unencodable:
+                for k in value:
+                    if not (isinstance(k, str) and k.isascii()) and _bad_text(k):
+                        unencodable = True
+                        break
+            children = value.values()
+        else:
+            children = value
+        for v in children:  # on every decision: keep the common (ASCII) case cheap
+            if isinstance(v, str):
+                if not unencodable and not v.isascii() and _bad_text(v):
+                    unencodable = True
+            elif isinstance(v, (dict, list)):
+                push((v, depth + 1))
     return _clean(data) if unencodable else data
 
 

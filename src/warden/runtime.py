@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 import os
+import re as _stdlib_re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -48,21 +49,68 @@ _RE_CACHE: dict[tuple[str, bool, bool], Any] = {}
 
 
 def regex(pattern: str, *, ignore_case: bool = False, full: bool = False) -> Any:
-    """An RE2 matcher (linear time): ``.search`` semantics, or full match with ``full``."""
+    """An RE2 matcher (linear time): ``.search`` semantics, or full match with ``full``.
+
+    The matcher returns None for no match and something else for a match (callers test
+    ``is not None``). A pattern that is a plain literal is a substring (or equality) test;
+    any other runs as a one-pattern RE2 set, which answers yes/no without building a match
+    object (google-re2's ``search`` converts byte offsets to characters on every hit)."""
     key = (pattern, ignore_case, full)
     rx = _RE_CACHE.get(key)
     if rx is None:
-        import re2
-
-        options = re2.Options()
-        options.log_errors = False
-        if ignore_case:
-            options.case_sensitive = False
-        src = f"(?:{pattern})\\z" if full else pattern
-        compiled = re2.compile(src, options)
-        rx = compiled.match if full else compiled.search
+        if not ignore_case and _LITERAL.fullmatch(pattern):
+            rx = _equals_text(pattern) if full else _contains_text(pattern)
+        else:
+            rx = _re2_matcher(pattern, ignore_case, full)
         _RE_CACHE[key] = rx
     return rx
+
+
+# Characters that are themselves in RE2 syntax (outside a class, without the x flag).
+_LITERAL = _stdlib_re.compile(r"[A-Za-z0-9 _\-/:=@,%~!#&;<>'\"`]*")
+
+
+def _contains_text(literal: str) -> Callable[[str], Any]:
+    return lambda text: True if literal in text else None
+
+
+def _equals_text(literal: str) -> Callable[[str], Any]:
+    return lambda text: True if text == literal else None
+
+
+def _re2_matcher(pattern: str, ignore_case: bool, full: bool) -> Callable[[str], Any]:
+    import re2
+
+    options = re2.Options()
+    options.log_errors = False
+    if ignore_case:
+        options.case_sensitive = False
+    src = f"(?:{pattern})\\z" if full else pattern
+    fallback: list[Any] = []
+
+    def compiled(text: str) -> Any:
+        if not fallback:
+            c = re2.compile(src, options)
+            fallback.append(c.match if full else c.search)
+        return fallback[0](text)
+
+    try:
+        one = re2.Set.MatchSet(options) if full else re2.Set.SearchSet(options)
+        one.Add(src)
+        one.Add("(?s:.*)")  # a sentinel that always matches: no answer means no run
+        one.Compile()
+    except Exception:  # a pattern RE2 refuses: the plain compile raises its own error
+        compiled("")
+        return compiled
+    match = one.Match
+
+    def test(text: str) -> Any:
+        hits = match(text)
+        if hits is None:  # the set could not run (out of memory): ask RE2 itself
+            return compiled(text)
+        return hits if 0 in hits else None
+
+    return test
 
 
 def utf8_text(v: str) -> str:
@@ -505,12 +553,12 @@ def _re2_escape(text: str) -> str:
 @dataclass
 class Group:
     """Screens reading one string field, matched together by one RE2 set: pattern ``k``
-    screens ``rules[k]``; the last pattern (``sentinel``) matches every string, so an empty
+    screens rule ``numbers[k]``; the last pattern (``sentinel``) matches every string, so an empty
     answer means RE2 could not run the set and every rule of the group is kept."""
 
     segments: list[str]
     matcher: Any
-    rules: list[Rule]
+    numbers: list[int]  # pattern k screens rule numbers[k] (built when first picked)
     exact: list[bool]
     sentinel: int
 
@@ -522,6 +570,7 @@ class Candidates:
     plain: list[Rule]
     groups: list[Group]
     shared: bool = False  # some rule has several screens: de-duplicate what they pick
+    rule: Callable[[int], Rule] | None = None  # the scope's (lazy) rule builder
 
     def reachable(self, inp: Any) -> tuple[list[Rule], set[int]]:
         """Rules worth checking for this input, in order, and those already known true."""
@@ -529,6 +578,8 @@ class Candidates:
             return self.plain, set()
         picked: list[Rule] = list(self.plain)
         known: set[int] = set()
+        rule = self.rule
+        assert rule is not None
         for g in self.groups:
             v = paths.get(inp, g.segments)
             if isinstance(v, str):
@@ -537,16 +588,16 @@ class Candidates:
                 except UnicodeEncodeError:  # lone surrogates: the rules decide for themselves
                     hits = None
                 if not hits:  # not even the sentinel: the set did not run
-                    picked.extend(g.rules)
+                    picked.extend(rule(i) for i in g.numbers)
                     continue
-                rules, exact, sentinel = g.rules, g.exact, g.sentinel
+                numbers, exact, sentinel = g.numbers, g.exact, g.sentinel
                 for k in hits:
                     if k != sentinel:
-                        picked.append(rules[k])
+                        picked.append(rule(numbers[k]))
                         if exact[k]:
-                            known.add(rules[k].index)
-            elif v is not MISSING:
-                picked.extend(g.rules)  # non-string: the rules decide for themselves
+                            known.add(numbers[k])
+            elif v is not MISSING:  # non-string: the rules decide for themselves
+                picked.extend(rule(i) for i in g.numbers)
         if self.shared and len(picked) > 1:
             picked = list({r.index: r for r in picked}.values())
         if len(picked) > 1:
@@ -624,14 +675,15 @@ class Scope:
                 if matcher is None:
                     failed = segs
                     break
-                groups.append(Group(list(segs), matcher, [self.rule(m[0]) for m in members],
+                groups.append(Group(list(segs), matcher, [m[0] for m in members],
                                     [m[2] for m in members], len(members)))
             if failed is None:
                 break
             usable.discard(failed)  # fall back to checking those rules one by one
         done = set(screened)
         plain = [self.rule(i) for i in numbers if i not in done]
-        return Candidates(plain, groups, any(len(entries[i]) > 1 for i in screened))
+        return Candidates(plain, groups, any(len(entries[i]) > 1 for i in screened),
+                          self.rule)
 
 def _build_set(patterns: list[str]) -> Any:
     import re2
