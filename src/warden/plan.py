@@ -14,7 +14,6 @@ import json
 import marshal
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +96,8 @@ def write_cached(key: str, plan: dict[str, Any]) -> None:
         d.mkdir(parents=True, exist_ok=True, mode=0o700)
         body = marshal.dumps(plan)
         blob = MAGIC + hashlib.sha256(body).hexdigest().encode() + b"\n" + body
+        import tempfile  # only when writing: the cached path never needs it
+
         fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".plan")
         try:
             with os.fdopen(fd, "wb") as fh:

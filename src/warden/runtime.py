@@ -546,8 +546,11 @@ def prefilter_pattern(spec: dict[str, Any]) -> Screen | None:
 
 
 def _re2_escape(text: str) -> str:
-    return "".join("\\" + c if not (c.isalnum() or c == "_" or ord(c) > 127) else c
-                   for c in text)
+    """Backslash before every ASCII character that is not a letter, digit or underscore."""
+    return _RE2_SPECIAL.sub(r"\\\g<0>", text)
+
+
+_RE2_SPECIAL = _stdlib_re.compile(r"[\x00-\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f]")
 
 
 @dataclass
