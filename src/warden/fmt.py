@@ -546,7 +546,8 @@ def files_for(paths: list[str]) -> list[Path]:
     """The files ``warden fmt PATHS`` formats: files named directly; under a directory,
     every project policy file (``warden.yaml``, ``.warden/*.yaml``) and test file
     (``*.warden-test.yaml``), or its top-level ``*.yaml`` when it holds no project. With no
-    PATHS: the current project's policy files and the test files below its root."""
+    PATHS: the current project's policy files and the test files below its root (``.git``
+    and ``node_modules`` skipped)."""
     from warden.load import TEST_SUFFIX, discover, project_files
 
     out: list[Path] = []
@@ -554,7 +555,7 @@ def files_for(paths: list[str]) -> list[Path]:
         sources, root = discover(None, user=False)
         found = [Path(s.path) for s in sources]
         if found:
-            found += sorted(f for f in root.rglob(f"*{TEST_SUFFIX}") if ".git" not in f.parts)
+            found += sorted(f for f in root.rglob(f"*{TEST_SUFFIX}") if not _skipped(f))
         return _unique(found)
     for arg in paths:
         p = Path(arg)
@@ -569,12 +570,16 @@ def files_for(paths: list[str]) -> list[Path]:
             if not policy:
                 policy = sorted(f for f in p.glob("*.y*ml") if not f.name.endswith(TEST_SUFFIX))
             tests = sorted(p.rglob(f"*{TEST_SUFFIX}"))
-            out.extend(f for f in [*policy, *tests] if ".git" not in f.parts)
+            out.extend(f for f in [*policy, *tests] if not _skipped(f))
         else:
             from warden.errors import UsageError
 
             raise UsageError(f"{arg}: no such file or directory")
     return _unique(out)
+
+
+def _skipped(path: Path) -> bool:
+    return bool({".git", "node_modules"} & set(path.parts))
 
 
 def _unique(files: list[Path]) -> list[Path]:
