@@ -390,7 +390,7 @@ def _nearest(value: Any, segments: list[str]) -> tuple[str | int, ...] | None:
         if isinstance(value, dict) and seg in value:
             path.append(seg)
             value = value[seg]
-        elif isinstance(value, list) and seg.isdigit() and int(seg) < len(value):
+        elif isinstance(value, list) and seg.isascii() and seg.isdigit() and int(seg) < len(value):
             path.append(int(seg))
             value = value[int(seg)]
         else:
@@ -421,7 +421,7 @@ def _missing_at(
         return None
     if isinstance(value, dict) and seg in value:
         return _missing_at(value[seg], rest, (*prefix, seg))
-    if isinstance(value, list) and seg.isdigit() and int(seg) < len(value):
+    if isinstance(value, list) and seg.isascii() and seg.isdigit() and int(seg) < len(value):
         return _missing_at(value[int(seg)], rest, (*prefix, int(seg)))
     return prefix if prefix else None
 

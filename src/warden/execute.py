@@ -219,8 +219,8 @@ def run_process(argv: Sequence[str], *, env: dict[str, str], cwd: str, timeout: 
         try:
             proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                     env=env, cwd=cwd, start_new_session=True, close_fds=True)
-        except OSError as exc:
-            reason = exc.strerror or str(exc)
+        except (OSError, ValueError) as exc:  # ValueError: a NUL byte in argv
+            reason = getattr(exc, "strerror", None) or str(exc)
             return ProcResult(None, error=f"cannot start {argv[0]!r}: {reason}",
                               duration_ms=_ms(t0))
         timed_out = False
@@ -332,6 +332,11 @@ class Prepare:
         if parts_list is None:
             return None
         out = [self.text(p, f"{where}[{i}]") for i, p in enumerate(parts_list)]
+        for i, a in enumerate(out):
+            if a is not None and "\0" in a:
+                self.problems.append(f"{where}[{i}]: contains a NUL byte (cannot be passed "
+                                     "as an argument)")
+                out[i] = None
         if any(a is None for a in out):
             return None
         return [a for a in out if a is not None]

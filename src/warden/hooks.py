@@ -359,6 +359,42 @@ def error_reply(exc: BaseException | str, mode: str, inp: dict[str, Any] | None 
     return Reply("", f"{line} (on_error: deny)\n", 2)
 
 
+def failed_side_effects(decision: Any) -> list[str]:
+    """``then: run`` commands that could not start (or failed inside warden), one line each.
+    A command that ran and exited non-zero, or one refused for a missing field, is not a
+    failure of warden."""
+    out = []
+    for e in getattr(decision, "side_effects", None) or []:
+        detail = str(e.get("detail", ""))
+        if e.get("kind") == "run" and not e.get("ok") and detail.startswith(
+                ("could not start", "internal error")):
+            out.append(f"then: of {e.get('policy')}: {detail}")
+    return out
+
+
+def side_effect_failure_reply(decision: Any, inp: dict[str, Any], failed: list[str],
+                              mode: str) -> Reply:
+    """A side effect failed: ``on_error`` decides, never more lenient than the decision
+    itself (deny: a deny stays a deny, anything else becomes one; allow: the decision stands,
+    and the failure is said on stderr and as a systemMessage)."""
+    message = "; ".join(failed)
+    if mode == "deny" and verdict_of(decision, inp) != "deny":
+        return error_reply(message, "deny", inp)
+    reply = claude_reply(decision, inp)
+    note = f"warden: {message} (on_error: {mode})"
+    reply.stderr += note + "\n"
+    if mode == "allow" and reply.code == 0:
+        try:
+            doc = json.loads(reply.stdout) if reply.stdout.strip() else {}
+        except ValueError:
+            doc = {}
+        if isinstance(doc, dict):
+            doc["systemMessage"] = _cap("\n".join(filter(None, [doc.get("systemMessage"),
+                                                                 note])))
+            reply.stdout = _dump(doc)
+    return reply
+
+
 def read_stdin() -> bytes:
     from warden.engine import MAX_INPUT_BYTES
 
@@ -393,6 +429,10 @@ def run_claude(raw: bytes | None = None, *, environ: Any = None,
 
         inp = parse_input(read_stdin() if raw is None else raw)
         decision = evaluate_hook(engine, inp)
+        failed = failed_side_effects(decision)
+        if failed:
+            return side_effect_failure_reply(decision, inp, failed,
+                                             on_error_mode(engine, start, environ))
         return claude_reply(decision, inp)
     except Exception as exc:
         if os.environ.get("WARDEN_DEBUG"):

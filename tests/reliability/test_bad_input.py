@@ -402,3 +402,17 @@ def test_odd_corners_never_crash(project: Project, run_warden: Runner) -> None:
     # Undecodable bytes in the environment are matched as U+FFFD, never crash RE2.
     proc = run_warden("eval", input="{}", env={"WARDEN_TEST_BYTES": "a\udcffx"})
     assert proc.returncode == 2, proc.stderr
+
+
+def test_check_with_non_ascii_digit_segment(project: Project, run_warden: Runner) -> None:
+    # `warden check` locates findings itself: a superscript digit is a key there too.
+    project.policy("version: 1\npolicies:\n"
+                   "  - {name: sup, event: file, effect: deny,\n"
+                   "     when: {field: 'document.a.²', exists: false}}\n"
+                   "  - {name: sup2, event: file, effect: deny,\n"
+                   "     when: {not: {field: 'document.a.²', exists: true}}}\n")
+    (project.root / "d.json").write_text('{"a": [1, 2, 3]}')
+    proc = run_warden("check", "d.json")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr
+    assert "DENY sup" in proc.stdout
