@@ -228,6 +228,18 @@ def _target(node: dict[str, Any]) -> Callable[[Env], Any]:
     return lambda env: value
 
 
+def _lookup(value: Any, segments: list[str]) -> Any:
+    """``paths.get`` with the common case, nested dicts, inline (it runs on every decision:
+    per screened field and per field test)."""
+    for i, seg in enumerate(segments):
+        if type(value) is not dict:
+            return paths.get(value, segments[i:])
+        value = value.get(seg, MISSING)
+        if value is MISSING:
+            return MISSING
+    return value
+
+
 def _values(segments: list[str]) -> Callable[[Any], Iterable[Any]]:
     if paths.STAR in segments:
         return lambda subj: paths.resolve(subj, segments)
@@ -250,7 +262,7 @@ def _build_field(node: dict[str, Any]) -> Pred:
         rx = regex(node["regex"], ignore_case=ic, full=cmp == "glob")
         if paths.STAR not in segments:
             def single(env: Env, subj: Any) -> bool:
-                v = paths.get(subj, segments)
+                v = _lookup(subj, segments)
                 return isinstance(v, str) and rx(v) is not None
 
             return single
@@ -271,7 +283,7 @@ def _build_field(node: dict[str, Any]) -> Pred:
         const = node.get("value")
 
         def fast(env: Env, subj: Any) -> bool:
-            v = paths.get(subj, segments)
+            v = _lookup(subj, segments)
             return v is not MISSING and compare(v, const)
 
         return fast
@@ -584,7 +596,7 @@ class Candidates:
         rule = self.rule
         assert rule is not None
         for g in self.groups:
-            v = paths.get(inp, g.segments)
+            v = _lookup(inp, g.segments)
             if isinstance(v, str):
                 try:
                     hits = g.matcher.Match(v)
