@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import heapq
 import os
-import re as _stdlib_re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -58,7 +57,7 @@ def regex(pattern: str, *, ignore_case: bool = False, full: bool = False) -> Any
     key = (pattern, ignore_case, full)
     rx = _RE_CACHE.get(key)
     if rx is None:
-        if not ignore_case and _LITERAL.fullmatch(pattern):
+        if not ignore_case and _LITERAL.issuperset(pattern):
             rx = _equals_text(pattern) if full else _contains_text(pattern)
         else:
             rx = _re2_matcher(pattern, ignore_case, full)
@@ -67,7 +66,8 @@ def regex(pattern: str, *, ignore_case: bool = False, full: bool = False) -> Any
 
 
 # Characters that are themselves in RE2 syntax (outside a class, without the x flag).
-_LITERAL = _stdlib_re.compile(r"[A-Za-z0-9 _\-/:=@,%~!#&;<>'\"`]*")
+_LITERAL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+                     " _-/:=@,%~!#&;<>'\"`")
 
 
 def _contains_text(literal: str) -> Callable[[str], Any]:
@@ -559,10 +559,11 @@ def prefilter_pattern(spec: dict[str, Any]) -> Screen | None:
 
 def _re2_escape(text: str) -> str:
     """Backslash before every ASCII character that is not a letter, digit or underscore."""
-    return _RE2_SPECIAL.sub(r"\\\g<0>", text)
+    return text.translate(_RE2_ESCAPES)
 
 
-_RE2_SPECIAL = _stdlib_re.compile(r"[\x00-\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f]")
+_RE2_ESCAPES = {c: "\\" + chr(c) for c in range(128)
+                if not (chr(c).isalnum() or chr(c) == "_")}
 
 
 @dataclass
