@@ -341,7 +341,11 @@ def _env_condition(cond: dict[str, Any], ctx: Ctx, path: FieldPath) -> dict[str,
         ctx.problem(p, "env takes one of equals, matches, exists")
     out: dict[str, Any] = {"op": "env", "name": spec["name"]}
     if "equals" in spec:
-        out["equals"] = str(spec["equals"])
+        equals = _templated(str(spec["equals"]), ctx, (*p, "equals"))
+        if "tpl" in equals:
+            out["equals_tpl"] = equals["tpl"]
+        else:
+            out["equals"] = equals["value"]
     elif "matches" in spec:
         bad = regex_problem(str(spec["matches"]))
         if bad:

@@ -49,7 +49,7 @@ class Decision:
 
     def exit_code_for(self, *, fail_on_warn: bool = False) -> int:
         code = self.exit_code
-        if code == 0 and fail_on_warn and self.feedback:
+        if code == 0 and fail_on_warn and self.feedback and self.enforced:
             return 4
         return code
 

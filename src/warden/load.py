@@ -513,6 +513,9 @@ def discover(
     """
     here = Path(cwd or os.getcwd())
     root = find_project_root(start or here)
+    # Paths are shown relative to the project root (else the cwd), so the plan and its
+    # hash do not depend on which subdirectory warden runs from.
+    base = (root or here).resolve()
     sources: list[Source] = []
     seen: set[Path] = set()
 
@@ -520,7 +523,7 @@ def discover(
         rp = p.resolve()
         if rp not in seen:
             seen.add(rp)
-            sources.append(Source(str(p), scope, _display(p.absolute(), here)))
+            sources.append(Source(str(p), scope, _display(rp, base)))
 
     if policies:
         for arg in policies:

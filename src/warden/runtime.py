@@ -336,6 +336,14 @@ def _build_file(node: dict[str, Any]) -> Pred:
 
 def _build_env(node: dict[str, Any]) -> Pred:
     name = node["name"]
+    if "equals_tpl" in node:
+        parts = node["equals_tpl"]
+
+        def templated(env: Env, subj: Any) -> bool:
+            want = paths.render(parts, env.input, "condition")
+            return want is not MISSING and env.environ.get(name) == paths.to_text(want)
+
+        return templated
     if "equals" in node:
         want = node["equals"]
         return lambda env, subj: env.environ.get(name) == want
