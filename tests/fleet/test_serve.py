@@ -16,7 +16,7 @@ import jsonschema
 import pytest
 from fleet_helpers import WARDEN, clean_env, wait_for
 
-from conftest import DEFAULT_POLICY, bash, write  # tests/conftest.py
+from wardentest import DEFAULT_POLICY, bash, write
 
 REPO = Path(__file__).resolve().parents[2]
 DECISION_SCHEMA = json.loads((REPO / "schema" / "decision.schema.json").read_text())
