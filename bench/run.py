@@ -488,17 +488,19 @@ def compile_bench(b: Bench) -> None:
     start = time.perf_counter()
     warden.load(root, user_policies=False, use_cache=False)
     first = (time.perf_counter() - start) * 1000
-    cold_ms = []
+    cold_ms, cold_cpu = [], []
     for _ in range(2 if b.quick else 5):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         warden.load(root, user_policies=False, use_cache=False)
         cold_ms.append((time.perf_counter() - start) * 1000)
+        cold_cpu.append((time.process_time() - cpu) * 1000)
     warden.load(root, user_policies=False)  # writes the cache
-    warm_ms = []
+    warm_ms, warm_cpu = [], []
     for _ in range(10 if b.quick else 30):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         warden.load(root, user_policies=False)
         warm_ms.append((time.perf_counter() - start) * 1000)
+        warm_cpu.append((time.process_time() - cpu) * 1000)
     # a fresh process: `warden compile` (YAML, schema, compile, JSON plan written)
     env = b.child_env()
     procs = [timed_process([WARDEN, "compile", "-o", str(b.tmp / "plan.json")], b"", root,
@@ -516,6 +518,7 @@ def compile_bench(b: Bench) -> None:
     b.profiles["compile-warm"] = profile_text(pr)
     b.results["compile"] = {"rules": 1000, "bytes": size, "first_ms": first,
                             "cold_ms": median(cold_ms), "warm_ms": median(warm_ms),
+                            "cold_cpu_ms": median(cold_cpu), "warm_cpu_ms": median(warm_cpu),
                             "process_ms": median(procs)}
     print(f"  compile: cold {median(cold_ms):.0f} ms, warm {median(warm_ms):.1f} ms",
           flush=True)
@@ -823,13 +826,14 @@ def report(b: Bench, info: dict[str, Any]) -> str:
           "Schema validation, semantic checks, compile, hash. Warm = `warden.load(dir)` with "
           "the plan cached: discovery, sha256 of the sources, marshal load, runtime set-up.")
         w("")
-        w("| | ms |")
-        w("|---|---:|")
+        w("| | wall ms | CPU ms |")
+        w("|---|---:|---:|")
         w(f"| cold, first call in the process (imports PyYAML, jsonschema, the schema) | "
-          f"{fmt(c['first_ms'], 0)} |")
-        w(f"| cold (median) | {fmt(c['cold_ms'], 0)} |")
-        w(f"| warm, cached plan (median) | {fmt(c['warm_ms'], 2)} |")
-        w(f"| `warden compile -o plan.json`, whole process | {fmt(c['process_ms'], 0)} |")
+          f"{fmt(c['first_ms'], 0)} | |")
+        w(f"| cold (median) | {fmt(c['cold_ms'], 0)} | {fmt(c['cold_cpu_ms'], 0)} |")
+        w(f"| warm, cached plan (median) | {fmt(c['warm_ms'], 2)} | "
+          f"{fmt(c['warm_cpu_ms'], 2)} |")
+        w(f"| `warden compile -o plan.json`, whole process | {fmt(c['process_ms'], 0)} | |")
         w("")
     if "memory" in r:
         w("## 5. Memory: peak RSS (`/usr/bin/time -v`, max of 3)")
@@ -962,7 +966,8 @@ def targets(b: Bench) -> list[tuple[str, str, str, str]]:
         if "tollgate" in r:
             t = r["tollgate"]
             rows.append(("1", "N = 10: at or below tollgate",
-                         f"{fmt(t['api_us'])} µs vs tollgate {fmt(t['tollgate_us'])} µs",
+                         f"API {fmt(t['api_us'])} µs, runtime {fmt(t['runtime_us'])} µs; "
+                         f"tollgate {fmt(t['tollgate_us'])} µs",
                          verdict(t["api_us"] <= t["tollgate_us"])))
         g = r["realistic"][10000]["api_us"] / r["realistic"][100]["api_us"]
         g2 = r["cedar"][10000]["api_us"] / r["cedar"][100]["api_us"]
@@ -992,9 +997,10 @@ def targets(b: Bench) -> list[tuple[str, str, str, str]]:
     if "compile" in r:
         c = r["compile"]
         rows.append(("4", "1,000 rules YAML -> plan < 1 s cold", f"{fmt(c['cold_ms'], 0)} ms "
-                     f"({fmt(c['first_ms'], 0)} ms first call)", verdict(c["cold_ms"] < 1000)))
-        rows.append(("4", "< 20 ms warm (cached)", f"{fmt(c['warm_ms'], 2)} ms",
-                     verdict(c["warm_ms"] < 20)))
+                     f"wall, {fmt(c['cold_cpu_ms'], 0)} ms CPU ({fmt(c['first_ms'], 0)} ms "
+                     "first call)", verdict(c["cold_ms"] < 1000)))
+        rows.append(("4", "< 20 ms warm (cached)", f"{fmt(c['warm_ms'], 2)} ms wall, "
+                     f"{fmt(c['warm_cpu_ms'], 2)} ms CPU", verdict(c["warm_ms"] < 20)))
     if "memory" in r:
         peak = max((row["rss_mb"] for row in r["memory"] if "10,000" in row["case"]),
                    default=float("nan"))
