@@ -416,7 +416,8 @@ def _hooks() -> Any:
         from warden import hooks
     except ImportError:
         return None
-    needed = ("evaluate_hook", "claude_reply", "error_reply", "_on_error_value")
+    needed = ("evaluate_hook", "claude_reply", "error_reply", "_on_error_value",
+              "failed_side_effects", "side_effect_failure_reply")
     return hooks if all(callable(getattr(hooks, n, None)) for n in needed) else None
 
 
@@ -449,7 +450,12 @@ def claude_reply(engine: Engine, inp: dict[str, Any]) -> HookReply:
     hooks = _hooks()
     if hooks is not None:
         try:
-            return _convert(hooks.claude_reply(hooks.evaluate_hook(engine, inp), inp))
+            decision = hooks.evaluate_hook(engine, inp)
+            failed = hooks.failed_side_effects(decision)
+            if failed:  # a then: command could not start: on_error decides, as in the CLI
+                mode = "allow" if engine.settings.get("on_error") == "allow" else "deny"
+                return _convert(hooks.side_effect_failure_reply(decision, inp, failed, mode))
+            return _convert(hooks.claude_reply(decision, inp))
         except Exception as exc:
             return hook_error(engine, exc, inp)
     name = inp.get("hook_event_name")

@@ -512,3 +512,22 @@ def test_run_gate_command_cannot_start(project: Project, run_warden: Runner,
     (gate,) = doc["gates"]
     assert gate["passed"] is False and "warden-gate-cmd" in gate["detail"]
     assert not (project.root / "marker").exists()
+
+
+@pytest.mark.parametrize("on_error", ON_ERROR)
+def test_http_hook_then_command_cannot_start(project: Project, on_error: str) -> None:
+    # `warden serve` answers /v1/hook/claude exactly as the CLI hook does.
+    from warden import serve
+
+    write_policy(project, on_error, extra=THEN_FAILS)
+    engine = project.engine()
+    try:
+        reply = serve.claude_reply(engine, bash("ls"))
+    finally:
+        engine.close()
+    assert "could not start '/nonexistent/warden-logger'" in reply.stderr
+    if on_error == "deny":
+        assert reply.exit_code == 2
+    else:
+        assert reply.exit_code == 0 and reply.stdout is not None
+        assert "could not start" in reply.stdout["systemMessage"]
