@@ -425,10 +425,21 @@ def snapshot(path: str) -> dict[str, Any] | None:
     return {"size": st.st_size, "sha256": h.hexdigest(), "mode": f"{stat.S_IMODE(st.st_mode):04o}"}
 
 
-def _copy_exact(src: str, dst: str, mode: int | None) -> None:
+def _temp(parent: str, tmp: str | None) -> tuple[int, str]:
+    """A new temporary file next to the target: ``tmp`` when given (a name the journal
+    recorded, so that ``recover`` can remove it after a crash), else a random one."""
+    if tmp is None:
+        return tempfile.mkstemp(prefix=".warden-", dir=parent)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    return os.open(tmp, flags, 0o600), tmp
+
+
+def _copy_exact(src: str, dst: str, mode: int | None, tmp: str | None = None) -> None:
     """Copy bytes (and mtime) to ``dst`` atomically (temp file + rename), then set its mode."""
     parent = os.path.dirname(dst) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".warden-", dir=parent)
+    fd, tmp = _temp(parent, tmp)
     try:
         with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
             shutil.copyfileobj(inp, out)
@@ -444,9 +455,9 @@ def _copy_exact(src: str, dst: str, mode: int | None) -> None:
         raise
 
 
-def _write_atomic(path: str, content: bytes, mode: int) -> None:
+def _write_atomic(path: str, content: bytes, mode: int, tmp: str | None = None) -> None:
     parent = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".warden-", dir=parent)
+    fd, tmp = _temp(parent, tmp)
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(content)
@@ -645,6 +656,11 @@ class Executor:
             raise OSError(21, "not a regular file", shown)
         existed = before is not None
         undo["existed"] = existed
+        # The temporary file of the write (or of a restore), journalled before it exists: a
+        # crash between writing it and renaming it over the target leaves a file that
+        # `recover` knows to remove.
+        undo["tmp"] = os.path.join(os.path.dirname(path),
+                                   f".warden-{self.journal.execution_id}-{step.idx}.tmp")
         if existed:
             backup = self.journal.backups / f"{step.idx}.bak"
             self.journal.backups.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -674,7 +690,7 @@ class Executor:
             mode = int(undo["mode"])
         else:
             mode = 0o666 & ~_umask()
-        _write_atomic(path, (step.content or "").encode("utf-8"), mode)
+        _write_atomic(path, (step.content or "").encode("utf-8"), mode, undo["tmp"])
         snap["after"] = snapshot(path)
         made = f", created {', '.join(self._shown(d) for d in created)}" if created else ""
         return f"wrote {shown} ({len((step.content or '').encode())} bytes{made})"
@@ -752,13 +768,17 @@ def _undo(row: dict[str, Any], rb: dict[str, Any], environ: dict[str, str] | Non
     path = undo.get("path")
     notes: list[str] = []
     ok = True
+    tmp = undo.get("tmp")
+    if tmp:  # left by a write (or a restore) that was killed before its rename
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            os.unlink(tmp)
     if kind in ("write_file", "delete_file") and path and "existed" in undo:
         backup = undo.get("backup")
         if undo.get("existed") and backup:
             if not os.path.exists(backup):
                 return "failed", f"backup {backup} is missing: cannot restore {path}"
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            _copy_exact(backup, path, int(undo.get("mode", 0o644)))
+            _copy_exact(backup, path, int(undo.get("mode", 0o644)), tmp)
             after = snapshot(path)
             if undo.get("sha256") and (after or {}).get("sha256") != undo["sha256"]:
                 return "failed", f"restored {path} but its sha256 differs from the original"

@@ -232,3 +232,47 @@ def test_sigkill_runs_stress(project: Project, run_warden: Runner, xdg: Env) -> 
     n = int(os.environ.get("WARDEN_CRASH_RUNS", "50"))
     log = crash_runs(project, run_warden, xdg, n=n, seed=1234567, kill_recover=True)
     assert len(log) == n
+
+
+# ------------------------------------------------- a kill at the worst moment, on purpose
+
+KILLER = """
+import os, signal
+_replace = os.replace
+def replace(src, dst, *a, **kw):
+    if os.path.basename(str(src)).startswith(".warden-") and \
+            os.path.basename(str(dst)) == os.environ.get("KILL_ON_RENAME"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _replace(src, dst, *a, **kw)
+os.replace = replace
+"""
+
+
+def test_kill_between_write_and_rename(project: Project, run_warden: Runner, xdg: Env,
+                                       tmp_path: Path) -> None:
+    # warden writes a file as temp file + rename. Killed after the temp file is written but
+    # before the rename (a sitecustomize makes the kill land exactly there), the temp file
+    # sits next to the target; `recover` must remove it, and a recover killed the same way
+    # while restoring must leave nothing a second recover cannot clean.
+    project.policy(policy("unused-marker"))
+    root = project.root
+    reset_tree(root)
+    before = tree(root)
+    hook_dir = tmp_path / "killer"
+    hook_dir.mkdir()
+    (hook_dir / "sitecustomize.py").write_text(KILLER)
+    env = _env(xdg)
+    env.update(PYTHONPATH=str(hook_dir), KILL_ON_RENAME="existing.txt")
+    for args in (["run", "deploy"], ["recover"]):
+        proc = subprocess.run([WARDEN, *args], cwd=root, env=env, capture_output=True,
+                              text=True, timeout=60, check=False)
+        assert proc.returncode == -signal.SIGKILL, (args, proc.stdout, proc.stderr)
+        check_db(root / ".warden" / "state.db")
+        assert run_warden("audit", "verify").returncode == 0
+    strays = [p for p in tree(root) if Path(p).name.startswith(".warden-")]
+    assert strays, "the kill did not land between write and rename"
+    rec = run_warden("recover", "--format", "json")
+    assert rec.returncode == 0, rec.stdout + rec.stderr
+    assert json.loads(rec.stdout)["recovered"], rec.stdout
+    assert tree(root) == before, _tree_diff(before, tree(root))
+    assert run_warden("audit", "verify").returncode == 0
