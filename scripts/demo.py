@@ -35,7 +35,9 @@ CASES = [
 ]
 
 
-def warden(*args: str, stdin: str | None = None, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def warden(
+    *args: str, stdin: str | None = None, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run([WARDEN, *args], input=stdin, capture_output=True, text=True, env=env,
                           check=False, cwd=env["DEMO_CWD"])
 

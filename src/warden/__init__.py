@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from warden.errors import InputError, PolicyError, UsageError, WardenError  # noqa: E402
+from warden.errors import InputError, PolicyError, UsageError, WardenError
 
 if TYPE_CHECKING:
     from warden.decision import Decision
