@@ -200,7 +200,7 @@ def engine_for(
     if listed:
         resolved = []
         for i, rel in enumerate(listed):
-            target = base / rel
+            target = (base / rel).resolve()
             if not target.exists():
                 line, col = doc.pos(("policies", i))
                 raise PolicyError(
