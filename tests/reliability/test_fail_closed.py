@@ -531,3 +531,26 @@ def test_http_hook_then_command_cannot_start(project: Project, on_error: str) ->
     else:
         assert reply.exit_code == 0 and reply.stdout is not None
         assert "could not start" in reply.stdout["systemMessage"]
+
+
+# ==================================================================== bad hook stdin
+
+BAD_STDIN = {
+    "empty": b"",
+    "invalid JSON": b'{"hook_event_name": ',
+    "not an object": b'["PreToolUse"]',
+    "NaN": b'{"hook_event_name": "PreToolUse", "x": NaN}',
+    "invalid UTF-8": b'{"hook_event_name": "PreToolUse", "x": "\xff"}',
+    "10,000-deep": b'{"a":' + b"[" * 10_000 + b"]" * 10_000 + b"}",
+    "50 MB": b'{"hook_event_name": "PreToolUse", "x": "' + b"a" * (50 << 20) + b'"}',
+}
+
+
+@pytest.mark.parametrize("on_error", ON_ERROR)
+@pytest.mark.parametrize("name", sorted(BAD_STDIN))
+def test_hook_bad_stdin(project: Project, run_warden: Runner, on_error: str,
+                        name: str) -> None:
+    write_policy(project, on_error)
+    proc = run_warden("hook", "claude", input=BAD_STDIN[name], timeout=120)
+    assert_hook_failed(proc, on_error, "warden: ")
+    assert not (project.root / ".warden" / "state.db").exists()
