@@ -416,3 +416,22 @@ def test_check_with_non_ascii_digit_segment(project: Project, run_warden: Runner
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr
     assert "DENY sup" in proc.stdout
+
+
+@pytest.mark.parametrize("command", ["eval", "explain"])
+def test_endless_input_is_refused_not_buffered(proj: Project, xdg: Env, command: str) -> None:
+    # /dev/zero never ends: warden must stop reading after the 16 MiB limit (exit 65)
+    # instead of filling the memory.
+    import os
+    import subprocess
+
+    from conftest import WARDEN
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WARDEN_", "CLAUDE_"))}
+    env.update(XDG_CONFIG_HOME=str(xdg.config), XDG_CACHE_HOME=str(xdg.cache))
+    for args, stdin in (([command], "/dev/zero"), ([command, "--input", "/dev/zero"], None)):
+        with open(stdin or os.devnull, "rb") as fh:
+            proc = subprocess.run([WARDEN, *args], stdin=fh, capture_output=True, cwd=proj.root,
+                                  env=env, timeout=60, check=False)
+        assert proc.returncode == 65, proc.stderr
+        assert b"larger than 16 MiB" in proc.stderr

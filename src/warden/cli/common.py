@@ -33,11 +33,18 @@ def print_json(doc: Any, *, pretty: bool = True) -> None:
 
 
 def read_input(path: str | None) -> bytes:
-    """The input document: ``--input FILE``, or stdin for ``-`` or no option."""
+    """The input document: ``--input FILE``, or stdin for ``-`` or no option.
+
+    At most one byte more than the input limit is read, so an endless stream (``yes |``,
+    ``/dev/zero``) is refused as too large instead of filling the memory."""
+    from warden.engine import MAX_INPUT_BYTES
+
     if path in (None, "-"):
-        return sys.stdin.buffer.read()
+        data: bytes = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
+        return data
     try:
         with open(path, "rb") as fh:
-            return fh.read()
+            data = fh.read(MAX_INPUT_BYTES + 1)
+            return data
     except OSError as exc:
         raise UsageError(f"--input {path}: {exc.strerror}") from None
