@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Env, Project, Runner, bash
+from wardentest import Env, Project, Runner, bash
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rel_util import assert_clean_error, diff, snapshot
@@ -425,7 +425,7 @@ def test_endless_input_is_refused_not_buffered(proj: Project, xdg: Env, command:
     import os
     import subprocess
 
-    from conftest import WARDEN
+    from wardentest import WARDEN
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WARDEN_", "CLAUDE_"))}
     env.update(XDG_CONFIG_HOME=str(xdg.config), XDG_CACHE_HOME=str(xdg.cache))

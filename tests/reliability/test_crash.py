@@ -33,7 +33,7 @@ from typing import Any
 
 import pytest
 
-from conftest import WARDEN, Env, Project, Runner
+from wardentest import WARDEN, Env, Project, Runner
 
 SLEEP = "import sys, time; time.sleep(float(sys.argv[1]))"
 BIG = "0123456789abcdef" * 16384  # 256 KiB: widens the window inside a file write

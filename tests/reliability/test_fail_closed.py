@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from conftest import WARDEN, Env, Project, Runner, bash
+from wardentest import WARDEN, Env, Project, Runner, bash
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 

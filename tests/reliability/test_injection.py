@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Project, Runner
+from wardentest import Project, Runner
 
 RECORD = "import json, sys; open('argv.json', 'w').write(json.dumps(sys.argv[1:]))"
 

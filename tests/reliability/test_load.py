@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from conftest import REPO
+from wardentest import REPO
 
 sys.path.insert(0, str(REPO / "bench"))
 import load_bench
