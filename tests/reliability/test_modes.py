@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import WARDEN, Env, Project
+from wardentest import WARDEN, Env, Project
 
 POLICY = f"""
 version: 1
