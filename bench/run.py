@@ -224,7 +224,7 @@ def time_warden(engine: Any, reqs: list[dict[str, Any]], runs: int) -> dict[str,
 def inproc(b: Bench) -> None:
     import cedarpy
 
-    runs = 3 if b.quick else 7
+    runs = 3 if b.quick else 15
     count = 300 if b.quick else 1000
     realistic: dict[int, Any] = {}
     cedar: dict[int, Any] = {}
