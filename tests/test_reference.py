@@ -145,7 +145,7 @@ SCALARS = [None, True, False, 0, 1, 3, -2, 2.5, "1", "true", "", "rm", "git push
 def _surrogates_ok() -> bool:
     """Lone surrogates (JSON "\ud800" escapes) are in the mix once the field matchers take
     them; until then a rule that meets one raises, and a rule the prefilter skips does not."""
-    node = {"op": "field", "path": ["a"], "cmp": "matches", "regex": "x"}
+    node = {"op": "field", "path": ["a"], "cmp": "matches", "regex": "x+y?"}
     try:
         build(node)(env_for({}), {"a": "\ud800x"})
     except UnicodeError:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import time
-from datetime import UTC, datetime
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _DURATION = re.compile(r"^(?:[0-9]+(?:ms|s|m|h|d|w))+$")
@@ -82,6 +81,8 @@ def parse_instant(text: str) -> float:
     s = text.strip()
     if s.endswith(("Z", "z")):
         s = s[:-1] + "+00:00"
+    from datetime import UTC, datetime
+
     dt = datetime.fromisoformat(s)
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)

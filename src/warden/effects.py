@@ -22,9 +22,12 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from typing import Any
 
 from warden import paths
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 TAIL_BYTES = 4096
 SAFE_ENV = ("PATH", "HOME", "LANG", "TZ", "TMPDIR")
@@ -33,6 +36,7 @@ SAFE_ENV = ("PATH", "HOME", "LANG", "TZ", "TMPDIR")
 # kills the whole process group, itself included. Only the stdlib, started with -I -S.
 _WATCHDOG = """\
 import os, signal, subprocess, sys
+
 limit = float(sys.argv[1])
 try:
     subprocess.run(sys.argv[2:], timeout=limit if limit > 0 else None,

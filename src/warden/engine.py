@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from warden import __version__, paths
+from warden._record import dataclass, field
 from warden.decision import Decision
 from warden.errors import InputError, PolicyError, Problem
 from warden.load import Source, discover
 from warden.runtime import Env, Result, Runtime
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_INPUT_BYTES = 16 * 1024 * 1024
 MAX_INPUT_DEPTH = 256

@@ -32,7 +32,10 @@ import contextlib
 import json
 import os
 import sys
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 CONTEXT_LIMIT = 10_000
 RECORDED_EVENTS = frozenset({"PostToolUse", "PostToolUseFailure", "UserPromptSubmit"})

@@ -16,11 +16,14 @@ import re
 import sys
 import types
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from warden._record import dataclass, field
 from warden.errors import InputError, PolicyError, Problem, UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 Pos = tuple[int, int]
 FieldPath = tuple[str | int, ...]

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 STAR = "*"
 MISSING: Any = object()

@@ -15,9 +15,12 @@ import marshal
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 from warden.errors import PolicyError, Problem
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MAGIC = b"WARDENPLAN1\n"
 

@@ -11,11 +11,14 @@ import heapq
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
 
 from warden import paths
+from warden._record import dataclass, field
 from warden.paths import MISSING
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TypeAlias
 
 STRICTNESS = {"allow": 0, "ask": 1, "deny": 2}
 NON_AGENT_EVENTS = frozenset({"file", "action"})
@@ -39,7 +42,7 @@ class Env:
         return self._events_cache
 
 
-Pred = Callable[[Env, Any], bool]
+Pred: TypeAlias = "Callable[[Env, Any], bool]"
 
 
 # ----------------------------------------------------------------------- regexes

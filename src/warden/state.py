@@ -25,10 +25,13 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
-from typing import Any, TypeVar
 
+from warden._record import dataclass
 from warden.errors import StateError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
 
 __all__ = [
     "MIGRATIONS",
@@ -40,7 +43,8 @@ __all__ = [
     "open_store",
 ]
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 30_000
 _RETRIES = 6

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-from typing import Any
 
 from warden.errors import UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
 
 
 def add_policy_options(p: argparse.ArgumentParser, *, user_default: bool = True) -> None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 from warden.cli.common import add_format, add_policy_options, print_json, read_input
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _common(p: argparse.ArgumentParser) -> None:
