@@ -102,8 +102,11 @@ def _compile(sources: list[Source]) -> dict[str, Any] | None:
 
 
 def _events(data: list[dict[str, Any]]) -> list[Event]:
+    """Recorded session events, as the hook records them: inputs that went through
+    ``parse_input`` (so lone surrogates are already replaced)."""
     out = []
-    for i, d in enumerate(data):
+    for i, raw in enumerate(data):
+        d = _clean(raw)
         ev, tool = event_and_tool(d)
         out.append(Event(i + 1, "s1", NOW - 60 * (len(data) - i), ev or "PostToolUse",
                          tool, d))
