@@ -7,10 +7,11 @@ import re
 import time
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-_DURATION = re.compile(r"^(?:[0-9]+(?:ms|s|m|h|d|w))+$")
-_PART = re.compile(r"([0-9]+)(ms|s|m|h|d|w)")
-_CLOCK = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
-_SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(b|kb|mb|gb|tb|kib|mib|gib|tib)?\s*$", re.I)
+# Patterns as strings: compiled (and cached by re) on first use, not at import.
+_DURATION = r"^(?:[0-9]+(?:ms|s|m|h|d|w))+$"
+_PART = r"([0-9]+)(ms|s|m|h|d|w)"
+_CLOCK = r"^([01][0-9]|2[0-3]):([0-5][0-9])$"
+_SIZE = r"(?i)^\s*([0-9]+(?:\.[0-9]+)?)\s*(b|kb|mb|gb|tb|kib|mib|gib|tib)?\s*$"
 _SIZE_UNITS = {
     "b": 1,
     "kb": 1000,
@@ -34,17 +35,17 @@ def parse_duration(text: str | int | float) -> float:
             raise ValueError(f"negative duration: {text!r}")
         return float(text)
     s = text.strip()
-    if not _DURATION.match(s):
+    if not re.match(_DURATION, s):
         raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 10m, 1h30m, 7d)")
     try:
-        return sum(int(n) * _UNITS[u] for n, u in _PART.findall(s))
+        return sum(int(n) * _UNITS[u] for n, u in re.findall(_PART, s))
     except OverflowError:
         raise ValueError(f"duration too large: {text[:40]!r}") from None
 
 
 def parse_clock(text: str) -> int:
     """Minutes after midnight in ``"HH:MM"`` (24-hour)."""
-    m = _CLOCK.match(text)
+    m = re.match(_CLOCK, text)
     if not m:
         raise ValueError(f"not a time of day: {text!r} (use HH:MM, 24-hour)")
     return int(m.group(1)) * 60 + int(m.group(2))
@@ -56,7 +57,7 @@ def parse_size(value: str | int) -> int:
         raise ValueError(f"not a size: {value!r}")
     if isinstance(value, int):
         return value
-    m = _SIZE.match(value)
+    m = re.match(_SIZE, value)
     if not m:
         raise ValueError(f"not a size: {value!r} (use e.g. 1024, 10KB, 5MiB)")
     try:

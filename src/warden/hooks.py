@@ -142,10 +142,10 @@ def load_engine(start: str, policies: list[str] | None = None, user: bool = True
 
 
 def _pointer_path(start: str) -> str:
-    import hashlib
+    from warden.plan import sha256_hex  # no hashlib/OpenSSL import on the hot path
 
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    digest = hashlib.sha256(os.path.abspath(start).encode("utf-8", "replace")).hexdigest()
+    digest = sha256_hex(os.path.abspath(start).encode("utf-8", "replace"))
     return os.path.join(base, "warden", "hooks", digest[:32] + ".json")
 
 

@@ -32,12 +32,13 @@ MAX_DEPTH = 256
 MAX_NODES = 2_000_000
 MAX_ALIAS_EXPANSION = 100_000
 
-_INT = re.compile(r"[-+]?[0-9]+\Z")
-_OCT = re.compile(r"0o[0-7]+\Z")
-_HEX = re.compile(r"0x[0-9a-fA-F]+\Z")
-_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?\Z")
-_INF = re.compile(r"[-+]?\.(inf|Inf|INF)\Z")
-_NAN = re.compile(r"\.(nan|NaN|NAN)\Z")
+# Patterns as strings: compiled (and cached by re) on first use, not at import.
+_INT = r"[-+]?[0-9]+\Z"
+_OCT = r"0o[0-7]+\Z"
+_HEX = r"0x[0-9a-fA-F]+\Z"
+_FLOAT = r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?\Z"
+_INF = r"[-+]?\.(inf|Inf|INF)\Z"
+_NAN = r"\.(nan|NaN|NAN)\Z"
 _NULLS = frozenset({"", "~", "null", "Null", "NULL"})
 _TRUE = frozenset({"true", "True", "TRUE"})
 _FALSE = frozenset({"false", "False", "FALSE"})
@@ -131,17 +132,17 @@ def _core_scalar(value: str, tag: str) -> Any:
         return True
     if value in _FALSE:
         return False
-    if _INT.match(value):
+    if re.match(_INT, value):
         return int(value)
-    if _OCT.match(value):
+    if re.match(_OCT, value):
         return int(value[2:], 8)
-    if _HEX.match(value):
+    if re.match(_HEX, value):
         return int(value[2:], 16)
-    if _FLOAT.match(value):
+    if re.match(_FLOAT, value):
         return float(value)
-    if _INF.match(value):
+    if re.match(_INF, value):
         return float("-inf") if value.startswith("-") else float("inf")
-    if _NAN.match(value):
+    if re.match(_NAN, value):
         return float("nan")
     return value
 

@@ -9,7 +9,6 @@ a file that fails its checksum is deleted and rebuilt, never trusted.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import marshal
 import os
@@ -22,7 +21,20 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+if TYPE_CHECKING:
+    from hashlib import sha256 as _sha256
+else:
+    try:  # the small builtin module: hashlib loads OpenSSL (~3 ms) on the hook hot path
+        from _sha256 import sha256 as _sha256
+    except ImportError:  # pragma: no cover - other interpreters
+        from hashlib import sha256 as _sha256
+
 MAGIC = b"WARDENPLAN1\n"
+
+
+def sha256_hex(data: bytes) -> str:
+    """sha256 of ``data`` in hex, without importing hashlib/OpenSSL."""
+    return str(_sha256(data).hexdigest())
 
 
 def dump_json(plan: dict[str, Any]) -> str:
@@ -55,11 +67,11 @@ def cache_dir() -> Path:
 
 def source_key(entries: list[tuple[str, str, bytes]], version: str) -> str:
     """Cache key over (scope, display path, file bytes) of every source, in order."""
-    h = hashlib.sha256()
+    h = _sha256()
     h.update(f"warden {version} python {sys.version_info[:2]}\n".encode())
     for scope, display, data in entries:
         h.update(f"{scope}\0{display}\0{len(data)}\0".encode())
-        h.update(hashlib.sha256(data).digest())
+        h.update(_sha256(data).digest())
     return h.hexdigest()
 
 
@@ -73,7 +85,7 @@ def read_cached(key: str) -> dict[str, Any] | None:
     header_len = len(MAGIC) + 65
     body = blob[header_len:]
     digest = blob[len(MAGIC) : header_len - 1].decode("ascii", "replace")
-    if not blob.startswith(MAGIC) or hashlib.sha256(body).hexdigest() != digest:
+    if not blob.startswith(MAGIC) or _sha256(body).hexdigest() != digest:
         _discard(path)
         return None
     try:
@@ -98,7 +110,7 @@ def write_cached(key: str, plan: dict[str, Any]) -> None:
     try:
         d.mkdir(parents=True, exist_ok=True, mode=0o700)
         body = marshal.dumps(plan)
-        blob = MAGIC + hashlib.sha256(body).hexdigest().encode() + b"\n" + body
+        blob = MAGIC + _sha256(body).hexdigest().encode() + b"\n" + body
         import tempfile  # only when writing: the cached path never needs it
 
         fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".plan")
