@@ -415,10 +415,11 @@ def run_claude(raw: bytes | None = None, *, environ: Any = None,
     try:
         start = project_start(environ)
         if server:
-            from warden.errors import UsageError
-
-            raise UsageError(f"--server {server}: the remote decision API is not available in "
-                             "this version")
+            raw = read_stdin() if raw is None else raw
+            remote = ask_server(server, raw, environ)
+            if remote is not None:
+                return remote
+            # the server did not answer in time: decide locally (on_error if that fails)
         try:
             engine = load_engine(start, policies, user)
         except Exception as exc:
@@ -451,6 +452,42 @@ def run_claude(raw: bytes | None = None, *, environ: Any = None,
         if engine is not None:
             with contextlib.suppress(Exception):
                 engine.close()
+
+
+def ask_server(url: str, raw: bytes, environ: Any = None) -> Reply | None:
+    """Forward the event to ``warden serve`` (``POST /v1/hook/claude``). None when the server
+    does not answer within ``$WARDEN_SERVER_TIMEOUT`` seconds (default 2) or answers with
+    something that is not a hook reply; the caller then evaluates locally."""
+    import urllib.error
+    import urllib.request
+
+    environ = os.environ if environ is None else environ
+    try:
+        timeout = float(environ.get("WARDEN_SERVER_TIMEOUT") or 2.0)
+    except ValueError:
+        timeout = 2.0
+    headers = {"Content-Type": "application/json"}
+    token = environ.get("WARDEN_TOKEN")
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url.rstrip("/") + "/v1/hook/claude", data=raw,
+                                     headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            body = json.loads(exc.read()).get("reply")
+        except (ValueError, AttributeError, OSError):
+            return None
+    except (OSError, ValueError):
+        return None
+    if not isinstance(body, dict) or body.get("exit_code") not in (0, 2):
+        return None
+    stdout = body.get("stdout")
+    if isinstance(stdout, dict):  # the server sends the hook's JSON reply parsed
+        stdout = json.dumps(stdout, ensure_ascii=False) + "\n"
+    return Reply(str(stdout or ""), str(body.get("stderr") or ""), int(body["exit_code"]))
 
 
 def _peek(raw: bytes | None) -> dict[str, Any] | None:

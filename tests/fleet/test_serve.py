@@ -388,3 +388,22 @@ def test_server_on_postgres_state(serve: Any, tmp_path: Path, pg_database: str) 
     statuses = [decide() for _ in range(3)]
     assert statuses[-1] == 200 and statuses.count(500) <= 1, statuses
     conn.close()
+
+
+def test_hook_claude_server_forwards_to_warden_serve(serve: Any, project: Path, xdg: Any,
+                                                     tmp_path: Path) -> None:
+    srv = serve(project, token=None)
+    elsewhere = tmp_path / "laptop"  # no policy here: only the server can deny
+    elsewhere.mkdir()
+    env = clean_env(xdg)
+    r = subprocess.run([WARDEN, "hook", "claude", "--server", srv.url],
+                       input=json.dumps(bash("rm -rf /")), cwd=elsewhere, env=env,
+                       capture_output=True, text=True, timeout=60, check=False)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)["hookSpecificOutput"]
+    assert out["permissionDecision"] == "deny"
+    assert "Refusing to delete /" in out["permissionDecisionReason"]
+    r = subprocess.run([WARDEN, "hook", "claude"], input=json.dumps(bash("rm -rf /")),
+                       cwd=elsewhere, env=env, capture_output=True, text=True, timeout=60,
+                       check=False)
+    assert (r.returncode, r.stdout.strip()) == (0, "{}")

@@ -130,11 +130,14 @@ def test_error_on_stop_with_stop_hook_active_does_not_loop(hp: HookProject) -> N
     assert "stop_hook_active" in _one_line(r.stderr)
 
 
-def test_server_option_is_reserved(hp: HookProject) -> None:
+def test_server_that_does_not_answer_falls_back_to_local_evaluation(hp: HookProject) -> None:
     hp.policy(GOOD.format(on_error="deny"))
-    r = hp.hook(bash("ls"), "--server", "http://127.0.0.1:8181")
-    assert r.code == 2
-    assert "--server" in _one_line(r.stderr)
+    # port 9 (discard) on loopback: nothing listens, the connection is refused at once
+    r = hp.hook(bash("ls"), "--server", "http://127.0.0.1:9")
+    assert (r.code, r.json) == (0, {})
+    r = hp.hook(bash("rm -rf /"), "--server", "http://127.0.0.1:9")
+    assert r.code == 0
+    assert r.json["hookSpecificOutput"]["permissionDecision"] == "deny"
 
 
 def test_no_policy_anywhere_enforces_nothing(hp: HookProject) -> None:

@@ -23,8 +23,9 @@ def register(sub: Any) -> None:
                       description="Read one Claude Code hook event (JSON) on stdin and answer "
                       "in the protocol: JSON on stdout with exit 0, or the reason on stderr "
                       "with exit 2. Policy discovery starts at $CLAUDE_PROJECT_DIR.")
-    c.add_argument("--server", metavar="URL", help="reserved: ask a `warden serve` instance "
-                   "(not available yet; fails per on_error)")
+    c.add_argument("--server", metavar="URL", help="ask a `warden serve` instance first "
+                   "(bearer token from $WARDEN_TOKEN; after $WARDEN_SERVER_TIMEOUT seconds, "
+                   "default 2, decide locally)")
     _policy_options(c)
     c.set_defaults(func=run_claude)
 
