@@ -220,6 +220,7 @@ class Engine:
         self.warnings = warnings or []
         self._store: Any = None
         self._location: tuple[tuple[Any, ...], str] | None = None  # (inputs, where)
+        self._mode_cache: tuple[str, float] | None = None  # (mode, valid until)
 
     @property
     def plan_hash(self) -> str:
@@ -258,14 +259,24 @@ class Engine:
             self._store.close()
             self._store = None
 
+    MODE_TTL = 1.0  # seconds an in-process engine trusts the mode it read from the state
+
     def effective_mode(self) -> str:
-        """``warden mode`` (stored in the state) overrides ``settings.mode``."""
+        """``warden mode`` (stored in the state) overrides ``settings.mode``. Re-read at most
+        once a second, so a long-lived engine sees `warden mode observe` within a second
+        without a database query on every decision."""
+        cached = self._mode_cache
+        now = time.monotonic()
+        if cached is not None and cached[1] > now:
+            return str(cached[0])
+        mode = str(self.settings.get("mode", "enforce"))
         store = self.store(create=False)
         if store is not None:
             stored = store.get("mode")
             if stored in ("enforce", "observe"):
-                return str(stored)
-        return str(self.settings.get("mode", "enforce"))
+                mode = str(stored)
+        self._mode_cache = (mode, now + self.MODE_TTL)
+        return mode
 
     # ------------------------------------------------------------- evaluate
 
