@@ -1,10 +1,10 @@
 """warden: declarative YAML policy-as-code (DESIGN.md §9 is the public API).
 
-    import warden
-    engine = warden.load()
-    d = engine.evaluate({"hook_event_name": "PreToolUse", "tool_name": "Bash",
-                         "tool_input": {"command": "rm -rf /"}})
-    d.decision, d.exit_code, d.to_dict(), engine.plan_hash
+import warden
+engine = warden.load()
+d = engine.evaluate({"hook_event_name": "PreToolUse", "tool_name": "Bash",
+                     "tool_input": {"command": "rm -rf /"}})
+d.decision, d.exit_code, d.to_dict(), engine.plan_hash
 """
 
 from __future__ import annotations

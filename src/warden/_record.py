@@ -85,8 +85,9 @@ def _build(cls: type[T], frozen: bool) -> type[T]:
     type.__setattr__(cls, "__record_fields__", fields)
     if frozen:
         type.__setattr__(cls, "__setattr__", _frozen_setattr)
-        type.__setattr__(cls, "__hash__", lambda self: hash(tuple(getattr(self, n)
-                                                                  for n in fields)))
+        type.__setattr__(
+            cls, "__hash__", lambda self: hash(tuple(getattr(self, n) for n in fields))
+        )
     else:
         type.__setattr__(cls, "__hash__", None)
     return cls
@@ -99,14 +100,10 @@ if TYPE_CHECKING:
     def dataclass(cls: type[T], /) -> type[T]: ...
 
     @overload
-    def dataclass(
-        *, frozen: bool = False, slots: bool = False
-    ) -> Callable[[type[T]], type[T]]: ...
+    def dataclass(*, frozen: bool = False, slots: bool = False) -> Callable[[type[T]], type[T]]: ...
 
 
-def dataclass(
-    cls: Any = None, /, *, frozen: bool = False, slots: bool = False
-) -> Any:
+def dataclass(cls: Any = None, /, *, frozen: bool = False, slots: bool = False) -> Any:
     """``@dataclass`` or ``@dataclass(frozen=True)`` (``slots`` is accepted and ignored)."""
     if cls is not None:
         return _build(cls, frozen)

@@ -38,8 +38,15 @@ from typing import Any, overload
 from warden import audit, durations, execute, gates, paths
 from warden.errors import InputError, UsageError, WardenError
 
-STATUSES = ("succeeded", "rolled_back", "partial", "aborted", "interrupted", "started",
-            "rolling_back")
+STATUSES = (
+    "succeeded",
+    "rolled_back",
+    "partial",
+    "aborted",
+    "interrupted",
+    "started",
+    "rolling_back",
+)
 PROPOSAL_OPEN = ("pending", "approved")
 MODE_KEY = "mode"
 
@@ -83,8 +90,10 @@ def params_key(canon: str) -> str:
 _JSON_TYPES = {
     "null": lambda v: v is None,
     "boolean": lambda v: isinstance(v, bool),
-    "integer": lambda v: (isinstance(v, int) and not isinstance(v, bool))
-    or (isinstance(v, float) and v.is_integer()),
+    "integer": lambda v: (
+        (isinstance(v, int) and not isinstance(v, bool))
+        or (isinstance(v, float) and v.is_integer())
+    ),
     "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
     "string": lambda v: isinstance(v, str),
     "array": lambda v: isinstance(v, list),
@@ -107,8 +116,11 @@ def coerce(value: str, schema: Any) -> Any:
         types = [types]
     if not types:
         scalar = _scalar(value)
-        allowed = schema.get("enum") if isinstance(schema.get("enum"), list) else (
-            [schema["const"]] if "const" in schema else None)
+        allowed = (
+            schema.get("enum")
+            if isinstance(schema.get("enum"), list)
+            else ([schema["const"]] if "const" in schema else None)
+        )
         if allowed is not None and not _member(scalar, allowed) and value in allowed:
             return value
         return scalar
@@ -135,8 +147,12 @@ def _member(value: Any, items: list[Any]) -> bool:
     return any(json_equal(value, x) for x in items)
 
 
-def parse_params(action: dict[str, Any], pairs: list[str] | None = None,
-                 file: str | None = None, json_text: str | None = None) -> dict[str, Any]:
+def parse_params(
+    action: dict[str, Any],
+    pairs: list[str] | None = None,
+    file: str | None = None,
+    json_text: str | None = None,
+) -> dict[str, Any]:
     """Params from ``--params-file``, then ``--params-json``, then each ``-p key=value``."""
     params: dict[str, Any] = {}
     if file is not None:
@@ -172,8 +188,9 @@ def parse_params(action: dict[str, Any], pairs: list[str] | None = None,
                     continue
             params[key] = [coerce(v, schema.get("items")) for v in values]
         elif len(values) > 1:
-            raise UsageError(f"-p {key}=... given {len(values)} times (only array params "
-                             "take several values)")
+            raise UsageError(
+                f"-p {key}=... given {len(values)} times (only array params take several values)"
+            )
         else:
             params[key] = coerce(values[0], schema)
     return params
@@ -214,9 +231,10 @@ def validate_params(action: dict[str, Any], params: dict[str, Any]) -> None:
     for e in errors:
         where = "params" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e.path)
         lines.append(f"{where}: {e.message}")
-    raise InputError(f"invalid params for action {action['name']!r} "
-                     f"({len(lines)} problem{'s' if len(lines) > 1 else ''}):\n  "
-                     + "\n  ".join(lines))
+    raise InputError(
+        f"invalid params for action {action['name']!r} "
+        f"({len(lines)} problem{'s' if len(lines) > 1 else ''}):\n  " + "\n  ".join(lines)
+    )
 
 
 # ---------------------------------------------------------------------- session
@@ -251,10 +269,17 @@ class Session:
             return params
         return audit.redact({"params": params}, self.redact_paths)["params"]
 
-    def audit(self, kind: str, record: dict[str, Any], action: str | None = None,
-              actor: str | None = None) -> audit.AuditRecord:
-        return audit.append(self.store, kind=kind, actor=actor or self.actor, action=action,
-                            record=record, redact_paths=self.redact_paths)
+    def audit(
+        self, kind: str, record: dict[str, Any], action: str | None = None, actor: str | None = None
+    ) -> audit.AuditRecord:
+        return audit.append(
+            self.store,
+            kind=kind,
+            actor=actor or self.actor,
+            action=action,
+            record=record,
+            redact_paths=self.redact_paths,
+        )
 
     def action(self, name: str) -> dict[str, Any]:
         actions: dict[str, Any] = self.plan.get("actions", {})
@@ -289,17 +314,29 @@ class Attempt:
     results: list[gates.GateResult] = field(default_factory=list)
 
 
-def prepare_attempt(s: Session, name: str, params: dict[str, Any], *, phase: str,
-                    proposal: dict[str, Any] | None = None) -> Attempt:
+def prepare_attempt(
+    s: Session,
+    name: str,
+    params: dict[str, Any],
+    *,
+    phase: str,
+    proposal: dict[str, Any] | None = None,
+) -> Attempt:
     action = s.action(name)
     validate_params(action, params)
     canon = canonical(params)
     pkey = params_key(canon)
-    data = {"event": "action", "action": name, "params": params, "risk": action["risk"],
-            "actor": s.actor}
+    data = {
+        "event": "action",
+        "action": name,
+        "params": params,
+        "risk": action["risk"],
+        "actor": s.actor,
+    }
     steps = execute.prepare(action, data, s.engine.root)
-    ctx = gates.Context(s.engine, s.store, action, data, pkey, s.now, phase, proposal,
-                        side_effects=phase == "run")
+    ctx = gates.Context(
+        s.engine, s.store, action, data, pkey, s.now, phase, proposal, side_effects=phase == "run"
+    )
     kinds = {g.get("kind") for g in ctx.gates.values()}
     if "idempotent" in kinds or action.get("idempotency_key"):
         ctx.idem_key = gates.idempotency_key(action, data, canon)
@@ -307,17 +344,23 @@ def prepare_attempt(s: Session, name: str, params: dict[str, Any], *, phase: str
     return Attempt(action, params, canon, pkey, data, steps, ctx)
 
 
-def _decision(s: Session, att: Attempt | None, decision: str, reason: str, mode: str,
-              t0: float, **extra: Any) -> dict[str, Any]:
+def _decision(
+    s: Session, att: Attempt | None, decision: str, reason: str, mode: str, t0: float, **extra: Any
+) -> dict[str, Any]:
     from warden.decision import Decision
 
     rules = att.ctx.decision if att is not None else None
     d = Decision(
-        decision=decision, enforced=mode == "enforce", reason=reason,
+        decision=decision,
+        enforced=mode == "enforce",
+        reason=reason,
         feedback=list(rules.feedback) if rules is not None else [],
         matched=list(rules.matched) if rules is not None else [],
         gates=[r.public() for r in att.results] if att is not None else [],
-        plan_hash=s.engine.plan_hash, event="action", tool=None, mode=mode,
+        plan_hash=s.engine.plan_hash,
+        event="action",
+        tool=None,
+        mode=mode,
         extra={k: v for k, v in extra.items() if v is not None},
     )
     d.duration_ms = round((time.perf_counter() - t0) * 1000, 3)
@@ -328,19 +371,28 @@ def _reasons(results: list[gates.GateResult]) -> list[str]:
     return [f"{r.name} ({r.kind}): {r.detail}" for r in results if r.blocks]
 
 
-def run(s: Session, name: str | None, params: dict[str, Any] | None, *, dry_run: bool = False,
-        proposal_id: str | None = None) -> Outcome:
+def run(
+    s: Session,
+    name: str | None,
+    params: dict[str, Any] | None,
+    *,
+    dry_run: bool = False,
+    proposal_id: str | None = None,
+) -> Outcome:
     """``warden run``: gates, then the journalled steps (or the dry run)."""
     t0 = time.perf_counter()
     proposal = None
     if proposal_id is not None:
         proposal = _proposal(s, proposal_id)
         if name is not None and name != proposal["action"]:
-            raise UsageError(f"proposal {proposal_id} is for action {proposal['action']!r}, "
-                             f"not {name!r}")
+            raise UsageError(
+                f"proposal {proposal_id} is for action {proposal['action']!r}, not {name!r}"
+            )
         if params:
-            raise UsageError("--proposal runs the proposal's own params; do not give -p, "
-                             "--params-file or --params-json with it")
+            raise UsageError(
+                "--proposal runs the proposal's own params; do not give -p, "
+                "--params-file or --params-json with it"
+            )
         name, params = proposal["action"], proposal["params"]
         if proposal["status"] not in PROPOSAL_OPEN:
             raise Refused(f"proposal {proposal_id} is {proposal['status']}: it cannot be run")
@@ -354,9 +406,19 @@ def run(s: Session, name: str | None, params: dict[str, Any] | None, *, dry_run:
         if void:
             att.results = [gates.GateResult("proposal", "approval", False, void)]
             row = record_aborted(s, att, [void], 2)
-            return Outcome(_decision(s, att, "deny", void, mode, t0,
-                                     execution=execution_doc(s, row),
-                                     proposal=proposal_doc(s, proposal)), 2)
+            return Outcome(
+                _decision(
+                    s,
+                    att,
+                    "deny",
+                    void,
+                    mode,
+                    t0,
+                    execution=execution_doc(s, row),
+                    proposal=proposal_doc(s, proposal),
+                ),
+                2,
+            )
     att.results = gates.evaluate(att.ctx)
     if dry_run:
         return _dry_run(s, att, mode, t0)
@@ -365,38 +427,80 @@ def run(s: Session, name: str | None, params: dict[str, Any] | None, *, dry_run:
         verdict = "would be blocked" if blocking else "would pass"
         reason = f"observe mode: no step runs (the gates {verdict})"
         row = record_aborted(s, att, ["observe mode", *_reasons(att.results)], 2)
-        return Outcome(_decision(s, att, "deny" if blocking else "allow", reason, mode, t0,
-                                 execution=execution_doc(s, row)), 2)
+        return Outcome(
+            _decision(
+                s,
+                att,
+                "deny" if blocking else "allow",
+                reason,
+                mode,
+                t0,
+                execution=execution_doc(s, row),
+            ),
+            2,
+        )
     if blocking:
         return _blocked(s, att, blocking, mode, t0, proposal)
     return _execute(s, att, mode, t0, proposal)
 
 
-def _blocked(s: Session, att: Attempt, blocking: list[gates.GateResult], mode: str, t0: float,
-             proposal: dict[str, Any] | None) -> Outcome:
+def _blocked(
+    s: Session,
+    att: Attempt,
+    blocking: list[gates.GateResult],
+    mode: str,
+    t0: float,
+    proposal: dict[str, Any] | None,
+) -> Outcome:
     reasons = _reasons(att.results)
     if all(r.needs_approval for r in blocking):
         if proposal is None:
             proposal, reused = create_proposal(s, att, required=_required(att))
             how = "an open proposal already exists" if reused else "proposal created"
-            reason = (f"needs approval: {how}: {proposal['id']} "
-                      f"(`warden approve {proposal['id']} --by NAME`, then "
-                      f"`warden run --proposal {proposal['id']}`)")
+            reason = (
+                f"needs approval: {how}: {proposal['id']} "
+                f"(`warden approve {proposal['id']} --by NAME`, then "
+                f"`warden run --proposal {proposal['id']}`)"
+            )
         else:
             reason = f"needs approval: proposal {proposal['id']} is not approved yet"
         row = record_aborted(s, att, [reason, *reasons], 3)
-        return Outcome(_decision(s, att, "ask", reason, mode, t0,
-                                 execution=execution_doc(s, row),
-                                 proposal=proposal_doc(s, proposal)), 3)
+        return Outcome(
+            _decision(
+                s,
+                att,
+                "ask",
+                reason,
+                mode,
+                t0,
+                execution=execution_doc(s, row),
+                proposal=proposal_doc(s, proposal),
+            ),
+            3,
+        )
     reason = "blocked: " + "; ".join(reasons)
     row = record_aborted(s, att, reasons, 2)
-    return Outcome(_decision(s, att, "deny", reason, mode, t0, execution=execution_doc(s, row),
-                             proposal=proposal_doc(s, proposal) if proposal else None), 2)
+    return Outcome(
+        _decision(
+            s,
+            att,
+            "deny",
+            reason,
+            mode,
+            t0,
+            execution=execution_doc(s, row),
+            proposal=proposal_doc(s, proposal) if proposal else None,
+        ),
+        2,
+    )
 
 
 def _required(att: Attempt) -> int:
-    need = [int(att.ctx.gates[r.name].get("approvals", 1)) for r in att.results
-            if r.kind == "approval" and r.applies and r.name in att.ctx.gates]
+    need = [
+        int(att.ctx.gates[r.name].get("approvals", 1))
+        for r in att.results
+        if r.kind == "approval" and r.applies and r.name in att.ctx.gates
+    ]
     if any(r.kind == "policy" and r.needs_approval for r in att.results):
         need.append(1)
     return max(need or [1])
@@ -404,28 +508,47 @@ def _required(att: Attempt) -> int:
 
 def _row_base(s: Session, att: Attempt, xid: str, status: str) -> dict[str, Any]:
     return {
-        "id": xid, "action": att.action["name"], "action_hash": att.action["hash"],
-        "plan_hash": s.engine.plan_hash, "params": s.redact_params(att.params),
-        "params_key": att.pkey, "status": status, "actor": s.actor,
+        "id": xid,
+        "action": att.action["name"],
+        "action_hash": att.action["hash"],
+        "plan_hash": s.engine.plan_hash,
+        "params": s.redact_params(att.params),
+        "params_key": att.pkey,
+        "status": status,
+        "actor": s.actor,
         "proposal_id": att.ctx.proposal["id"] if att.ctx.proposal else None,
-        "idem_key": att.ctx.idem_key, "started": s.now, "root": str(s.engine.root),
+        "idem_key": att.ctx.idem_key,
+        "started": s.now,
+        "root": str(s.engine.root),
         "gates": [r.public() for r in att.results],
-        "detail": {"host": socket.gethostname(), "risk": att.action["risk"],
-                   "pgid": os.getpgid(0)},
+        "detail": {"host": socket.gethostname(), "risk": att.action["risk"], "pgid": os.getpgid(0)},
     }
 
 
 def record_aborted(s: Session, att: Attempt, reasons: list[str], code: int) -> dict[str, Any]:
     """Journal an attempt that never ran (a gate blocked it)."""
-    row = {**_row_base(s, att, new_id("x"), "aborted"), "exit_code": code, "ended": s.now,
-           "reasons": reasons}
+    row = {
+        **_row_base(s, att, new_id("x"), "aborted"),
+        "exit_code": code,
+        "ended": s.now,
+        "reasons": reasons,
+    }
     with s.store.transaction():
         s.store.execution_insert(row)
-        s.audit("run.aborted", {
-            "execution": row["id"], "params": att.params, "action_hash": att.action["hash"],
-            "plan_hash": s.engine.plan_hash, "outcome": "aborted", "exit_code": code,
-            "reasons": reasons, "proposal": row["proposal_id"],
-        }, action=att.action["name"])
+        s.audit(
+            "run.aborted",
+            {
+                "execution": row["id"],
+                "params": att.params,
+                "action_hash": att.action["hash"],
+                "plan_hash": s.engine.plan_hash,
+                "outcome": "aborted",
+                "exit_code": code,
+                "reasons": reasons,
+                "proposal": row["proposal_id"],
+            },
+            action=att.action["name"],
+        )
     return row
 
 
@@ -435,15 +558,23 @@ class _ClaimLost(Exception):
         self.results = results
 
 
-def _execute(s: Session, att: Attempt, mode: str, t0: float,
-             proposal: dict[str, Any] | None) -> Outcome:
+def _execute(
+    s: Session, att: Attempt, mode: str, t0: float, proposal: dict[str, Any] | None
+) -> Outcome:
     store = s.store
     xid = new_id("x")
-    rate = {name: key for name, key in att.ctx.rate_keys.items()
-            if name in gates.applying(att.ctx, att.results, "rate_limit")}
+    rate = {
+        name: key
+        for name, key in att.ctx.rate_keys.items()
+        if name in gates.applying(att.ctx, att.results, "rate_limit")
+    }
     idem = bool(gates.applying(att.ctx, att.results, "idempotent"))
-    row = {**_row_base(s, att, xid, "started"), "rate_keys": sorted(set(rate.values())),
-           "pid": os.getpid(), "pid_start": execute.proc_start(os.getpid())}
+    row = {
+        **_row_base(s, att, xid, "started"),
+        "rate_keys": sorted(set(rate.values())),
+        "pid": os.getpid(),
+        "pid_start": execute.proc_start(os.getpid()),
+    }
     if not idem:
         row["idem_key"] = None
     try:
@@ -451,14 +582,20 @@ def _execute(s: Session, att: Attempt, mode: str, t0: float,
             lost = gates.recheck_claims(att.ctx)
             ks = gates.kill_switch_state(store)
             if ks.get("on"):
-                lost.append(gates.GateResult("kill-switch", "kill_switch", False,
-                                             gates._ks_detail(ks)))
+                lost.append(
+                    gates.GateResult("kill-switch", "kill_switch", False, gates._ks_detail(ks))
+                )
             if proposal is not None and not store.proposal_set_status(
-                    proposal["id"], PROPOSAL_OPEN, status="executed", execution_id=xid,
-                    updated=s.now):
-                lost.append(gates.GateResult("proposal", "approval", False,
-                                             f"proposal {proposal['id']} was used, rejected or "
-                                             "cancelled meanwhile"))
+                proposal["id"], PROPOSAL_OPEN, status="executed", execution_id=xid, updated=s.now
+            ):
+                lost.append(
+                    gates.GateResult(
+                        "proposal",
+                        "approval",
+                        False,
+                        f"proposal {proposal['id']} was used, rejected or cancelled meanwhile",
+                    )
+                )
             if lost:
                 raise _ClaimLost(lost)
             store.execution_insert(row)
@@ -466,12 +603,21 @@ def _execute(s: Session, att: Attempt, mode: str, t0: float,
                 store.rate_take(key, s.now, xid)
             if idem and att.ctx.idem_key is not None:
                 store.idem_put(att.ctx.idem_key, xid, s.now)
-            s.audit("run.start", {
-                "execution": xid, "params": att.params, "action_hash": att.action["hash"],
-                "plan_hash": s.engine.plan_hash, "proposal": row["proposal_id"],
-                "idempotency_key": row["idem_key"], "rate_keys": row["rate_keys"],
-                "gates": row["gates"], "pid": row["pid"],
-            }, action=att.action["name"])
+            s.audit(
+                "run.start",
+                {
+                    "execution": xid,
+                    "params": att.params,
+                    "action_hash": att.action["hash"],
+                    "plan_hash": s.engine.plan_hash,
+                    "proposal": row["proposal_id"],
+                    "idempotency_key": row["idem_key"],
+                    "rate_keys": row["rate_keys"],
+                    "gates": row["gates"],
+                    "pid": row["pid"],
+                },
+                action=att.action["name"],
+            )
     except _ClaimLost as exc:
         names = {r.name for r in exc.results}
         att.results = [r for r in att.results if r.name not in names] + exc.results
@@ -481,22 +627,41 @@ def _execute(s: Session, att: Attempt, mode: str, t0: float,
     try:
         status = executor.run()
     except BaseException as exc:
-        finish(s, xid, "partial", [f"internal error during the run: {exc!r}"],
-               att.action["name"], idem_key=row["idem_key"])
+        finish(
+            s,
+            xid,
+            "partial",
+            [f"internal error during the run: {exc!r}"],
+            att.action["name"],
+            idem_key=row["idem_key"],
+        )
         raise
     reasons = [executor.failure] if executor.failure else []
     if executor.signals:
         reasons.append(f"warden received signal {executor.signals[0]}")
     finished = finish(s, xid, status, reasons, att.action["name"], idem_key=row["idem_key"])
     code = execute.OUTCOME_EXIT.get(status, 70)
-    verb = {"succeeded": "succeeded", "rolled_back": "failed and was rolled back",
-            "partial": "failed and could NOT be fully rolled back (needs a human)"}[status]
-    reason = f"action {att.action['name']!r} {verb}" + (f": {executor.failure}"
-                                                         if executor.failure else "")
-    return Outcome(_decision(s, att, "allow", reason, mode, t0,
-                             execution=execution_doc(s, finished),
-                             proposal=proposal_doc(s, store.proposal_get(proposal["id"]))
-                             if proposal else None), code)
+    verb = {
+        "succeeded": "succeeded",
+        "rolled_back": "failed and was rolled back",
+        "partial": "failed and could NOT be fully rolled back (needs a human)",
+    }[status]
+    reason = f"action {att.action['name']!r} {verb}" + (
+        f": {executor.failure}" if executor.failure else ""
+    )
+    return Outcome(
+        _decision(
+            s,
+            att,
+            "allow",
+            reason,
+            mode,
+            t0,
+            execution=execution_doc(s, finished),
+            proposal=proposal_doc(s, store.proposal_get(proposal["id"])) if proposal else None,
+        ),
+        code,
+    )
 
 
 def _journal(s: Session, xid: str, action: str, root: Path) -> execute.Journal:
@@ -506,23 +671,42 @@ def _journal(s: Session, xid: str, action: str, root: Path) -> execute.Journal:
     return execute.Journal(s.store, xid, write, root / execute.BACKUPS / xid, root)
 
 
-def finish(s: Session, xid: str, status: str, reasons: list[str], action: str, *,
-           idem_key: str | None, kind: str = "run.end") -> dict[str, Any]:
+def finish(
+    s: Session,
+    xid: str,
+    status: str,
+    reasons: list[str],
+    action: str,
+    *,
+    idem_key: str | None,
+    kind: str = "run.end",
+) -> dict[str, Any]:
     """Record an execution's outcome (and free its idempotency key if it no longer holds)."""
     store = s.store
     code = execute.OUTCOME_EXIT.get(status, 70)
     ended = durations.now()
     with store.transaction():
         row = store.execution_get(xid) or {}
-        store.execution_update(xid, status=status, exit_code=code, ended=ended,
-                               reasons=list(row.get("reasons") or []) + reasons
-                               if kind != "run.end" else reasons)
+        store.execution_update(
+            xid,
+            status=status,
+            exit_code=code,
+            ended=ended,
+            reasons=list(row.get("reasons") or []) + reasons if kind != "run.end" else reasons,
+        )
         if status in ("rolled_back", "aborted") and idem_key:
             store.idem_release(idem_key, xid)
-        s.audit(kind, {"execution": xid, "outcome": status, "exit_code": code,
-                       "reasons": reasons,
-                       "duration_ms": round((ended - float(row.get("started") or ended)) * 1000,
-                                            3)}, action=action)
+        s.audit(
+            kind,
+            {
+                "execution": xid,
+                "outcome": status,
+                "exit_code": code,
+                "reasons": reasons,
+                "duration_ms": round((ended - float(row.get("started") or ended)) * 1000, 3),
+            },
+            action=action,
+        )
     if status == "rolled_back":
         _drop_backups(row.get("root"), xid)
     final: dict[str, Any] = store.execution_get(xid) or {}
@@ -537,36 +721,55 @@ def _drop_backups(root: Any, xid: str) -> None:
 # ----------------------------------------------------------------------- dry run
 
 
-def _dry_run(s: Session, att: Attempt, mode: str, t0: float, *, record: bool = True
-             ) -> Outcome:
+def _dry_run(s: Session, att: Attempt, mode: str, t0: float, *, record: bool = True) -> Outcome:
     blocking = [r for r in att.results if r.blocks]
-    would = [f"{r.name} ({r.kind}): {r.detail}" for r in att.results
-             if not r.passed and not r.blocking]
+    would = [
+        f"{r.name} ({r.kind}): {r.detail}" for r in att.results if not r.passed and not r.blocking
+    ]
     steps = [] if blocking else [execute.dry_run_step(st) for st in att.steps]
     failed = [st for st in steps if st.get("status") == "failed"]
     ok = not blocking and not failed
     did = new_id("d")
-    row = {"id": did, "action": att.action["name"], "params_key": att.pkey,
-           "action_hash": att.action["hash"], "plan_hash": s.engine.plan_hash, "ts": s.now,
-           "actor": s.actor, "ok": 1 if ok else 0,
-           "detail": {"steps": steps, "gates": [r.public() for r in att.results],
-                      "params": s.redact_params(att.params), "would_block": would}}
+    row = {
+        "id": did,
+        "action": att.action["name"],
+        "params_key": att.pkey,
+        "action_hash": att.action["hash"],
+        "plan_hash": s.engine.plan_hash,
+        "ts": s.now,
+        "actor": s.actor,
+        "ok": 1 if ok else 0,
+        "detail": {
+            "steps": steps,
+            "gates": [r.public() for r in att.results],
+            "params": s.redact_params(att.params),
+            "would_block": would,
+        },
+    }
     if record:
         with s.store.transaction():
             s.store.dry_run_insert(row)
-            s.audit("dry_run", {"dry_run": did, "params": att.params,
-                                "action_hash": att.action["hash"],
-                                "plan_hash": s.engine.plan_hash, "ok": ok,
-                                "reasons": _reasons(att.results)
-                                + [f"step {st['name']!r}: {st['detail']}" for st in failed]},
-                    action=att.action["name"])
+            s.audit(
+                "dry_run",
+                {
+                    "dry_run": did,
+                    "params": att.params,
+                    "action_hash": att.action["hash"],
+                    "plan_hash": s.engine.plan_hash,
+                    "ok": ok,
+                    "reasons": _reasons(att.results)
+                    + [f"step {st['name']!r}: {st['detail']}" for st in failed],
+                },
+                action=att.action["name"],
+            )
     doc = dry_run_doc(s, row)
     if blocking:
         reason = "dry run blocked: " + "; ".join(_reasons(att.results))
         return Outcome(_decision(s, att, "deny", reason, mode, t0, execution=doc), 2)
     if failed:
-        reason = "dry run failed: " + "; ".join(f"step {st['name']!r}: {st['detail']}"
-                                                for st in failed)
+        reason = "dry run failed: " + "; ".join(
+            f"step {st['name']!r}: {st['detail']}" for st in failed
+        )
         return Outcome(_decision(s, att, "deny", reason, mode, t0, execution=doc), 2)
     reason = f"dry run ok ({len(steps)} step{'s' if len(steps) != 1 else ''}, nothing changed)"
     if would:
@@ -576,12 +779,20 @@ def _dry_run(s: Session, att: Attempt, mode: str, t0: float, *, record: bool = T
 
 def dry_run_doc(s: Session, row: dict[str, Any]) -> dict[str, Any]:
     detail = row.get("detail") or {}
-    return {"id": row["id"], "dry_run": True, "action": row["action"],
-            "status": "ok" if row["ok"] else "failed", "actor": row["actor"],
-            "params": detail.get("params"), "action_hash": row["action_hash"],
-            "plan_hash": row["plan_hash"], "time": gates.iso(row["ts"]),
-            "would_block": detail.get("would_block", []), "steps": detail.get("steps", []),
-            "gates": detail.get("gates", [])}
+    return {
+        "id": row["id"],
+        "dry_run": True,
+        "action": row["action"],
+        "status": "ok" if row["ok"] else "failed",
+        "actor": row["actor"],
+        "params": detail.get("params"),
+        "action_hash": row["action_hash"],
+        "plan_hash": row["plan_hash"],
+        "time": gates.iso(row["ts"]),
+        "would_block": detail.get("would_block", []),
+        "steps": detail.get("steps", []),
+        "gates": detail.get("gates", []),
+    }
 
 
 # --------------------------------------------------------------------- proposals
@@ -594,27 +805,51 @@ def _proposal(s: Session, pid: str) -> dict[str, Any]:
     return p
 
 
-def create_proposal(s: Session, att: Attempt, *, required: int,
-                    dry_run_id: str | None = None) -> tuple[dict[str, Any], bool]:
+def create_proposal(
+    s: Session, att: Attempt, *, required: int, dry_run_id: str | None = None
+) -> tuple[dict[str, Any], bool]:
     """A new pending proposal, or the caller's identical open one (reused=True)."""
     store = s.store
     with store.transaction():
-        for p in store.proposals(action=att.action["name"], params_key=att.pkey,
-                                 statuses=["pending"]):
-            if p["action_hash"] == att.action["hash"] and p["proposer"] == s.actor \
-                    and dry_run_id is None:
+        for p in store.proposals(
+            action=att.action["name"], params_key=att.pkey, statuses=["pending"]
+        ):
+            if (
+                p["action_hash"] == att.action["hash"]
+                and p["proposer"] == s.actor
+                and dry_run_id is None
+            ):
                 return p, True
-        row = {"id": new_id("p"), "action": att.action["name"],
-               "action_hash": att.action["hash"], "plan_hash": s.engine.plan_hash,
-               "params": att.params, "params_key": att.pkey, "proposer": s.actor,
-               "status": "pending", "required": required, "created": s.now,
-               "updated": s.now, "note": "", "dry_run_id": dry_run_id, "execution_id": None,
-               "detail": {"gates": [r.public() for r in att.results]}}
+        row = {
+            "id": new_id("p"),
+            "action": att.action["name"],
+            "action_hash": att.action["hash"],
+            "plan_hash": s.engine.plan_hash,
+            "params": att.params,
+            "params_key": att.pkey,
+            "proposer": s.actor,
+            "status": "pending",
+            "required": required,
+            "created": s.now,
+            "updated": s.now,
+            "note": "",
+            "dry_run_id": dry_run_id,
+            "execution_id": None,
+            "detail": {"gates": [r.public() for r in att.results]},
+        }
         store.proposal_insert(row)
-        s.audit("proposal.create", {"proposal": row["id"], "params": att.params,
-                                    "action_hash": att.action["hash"],
-                                    "plan_hash": s.engine.plan_hash, "required": required,
-                                    "dry_run": dry_run_id}, action=att.action["name"])
+        s.audit(
+            "proposal.create",
+            {
+                "proposal": row["id"],
+                "params": att.params,
+                "action_hash": att.action["hash"],
+                "plan_hash": s.engine.plan_hash,
+                "required": required,
+                "dry_run": dry_run_id,
+            },
+            action=att.action["name"],
+        )
     return row, False
 
 
@@ -639,8 +874,13 @@ def _approvers(s: Session, p: dict[str, Any], action: dict[str, Any]) -> list[st
     """The union of ``approvers`` of the approval gates that apply (None: anyone)."""
     from warden.runtime import build
 
-    data = {"event": "action", "action": p["action"], "params": p["params"],
-            "risk": action["risk"], "actor": p["proposer"]}
+    data = {
+        "event": "action",
+        "action": p["action"],
+        "params": p["params"],
+        "risk": action["risk"],
+        "actor": p["proposer"],
+    }
     env = s.engine.make_env(data, now=s.now)
     allowed: set[str] = set()
     restricted = False
@@ -668,9 +908,11 @@ def _open_proposal(s: Session, pid: str) -> tuple[dict[str, Any], dict[str, Any]
     if action is None:
         raise Refused(f"proposal {pid} is void: action {p['action']!r} no longer exists")
     if action["hash"] != p["action_hash"]:
-        raise Refused(f"proposal {pid} is void: action {p['action']!r} changed since it was "
-                      f"proposed (action hash {p['action_hash'][:15]}… -> "
-                      f"{action['hash'][:15]}…); any approval of it is void; propose again")
+        raise Refused(
+            f"proposal {pid} is void: action {p['action']!r} changed since it was "
+            f"proposed (action hash {p['action_hash'][:15]}… -> "
+            f"{action['hash'][:15]}…); any approval of it is void; propose again"
+        )
     return p, action
 
 
@@ -688,14 +930,26 @@ def approve(s: Session, pid: str, by: str, note: str = "") -> Outcome:
         if any(a["actor"] == by for a in prior):
             raise Refused(f"{by} has already approved {pid}")
         store.approval_insert(pid, "approve", by, s.now, note, action["hash"])
-        valid = {a["actor"] for a in prior if a["action_hash"] == action["hash"]
-                 and a["actor"] != p["proposer"]} | {by}
+        valid = {
+            a["actor"]
+            for a in prior
+            if a["action_hash"] == action["hash"] and a["actor"] != p["proposer"]
+        } | {by}
         status = "approved" if len(valid) >= int(p["required"]) else "pending"
         store.proposal_update(pid, status=status, updated=s.now)
-        s.audit("proposal.approve", {"proposal": pid, "note": note, "approvals": len(valid),
-                                     "required": p["required"], "status": status,
-                                     "action_hash": action["hash"]},
-                action=p["action"], actor=by)
+        s.audit(
+            "proposal.approve",
+            {
+                "proposal": pid,
+                "note": note,
+                "approvals": len(valid),
+                "required": p["required"],
+                "status": status,
+                "action_hash": action["hash"],
+            },
+            action=p["action"],
+            actor=by,
+        )
     return Outcome(proposal_doc(s, _proposal(s, pid)), 0)
 
 
@@ -734,16 +988,29 @@ def proposal_doc(s: Session, p: dict[str, Any] | None) -> dict[str, Any] | None:
         return None
     votes = s.store.approvals(p["id"])
     return {
-        "id": p["id"], "kind": "proposal", "action": p["action"], "status": p["status"],
-        "proposer": p["proposer"], "params": s.redact_params(p["params"]),
-        "action_hash": p["action_hash"], "plan_hash": p["plan_hash"],
+        "id": p["id"],
+        "kind": "proposal",
+        "action": p["action"],
+        "status": p["status"],
+        "proposer": p["proposer"],
+        "params": s.redact_params(p["params"]),
+        "action_hash": p["action_hash"],
+        "plan_hash": p["plan_hash"],
         "required": p["required"],
-        "approvals": [{"by": a["actor"], "time": gates.iso(a["ts"]), "note": a["note"]}
-                      for a in votes if a["kind"] == "approve"],
-        "rejections": [{"by": a["actor"], "time": gates.iso(a["ts"]), "note": a["note"]}
-                       for a in votes if a["kind"] == "reject"],
-        "created": gates.iso(p["created"]), "updated": gates.iso(p["updated"]),
-        "note": p.get("note") or "", "dry_run": p.get("dry_run_id"),
+        "approvals": [
+            {"by": a["actor"], "time": gates.iso(a["ts"]), "note": a["note"]}
+            for a in votes
+            if a["kind"] == "approve"
+        ],
+        "rejections": [
+            {"by": a["actor"], "time": gates.iso(a["ts"]), "note": a["note"]}
+            for a in votes
+            if a["kind"] == "reject"
+        ],
+        "created": gates.iso(p["created"]),
+        "updated": gates.iso(p["updated"]),
+        "note": p.get("note") or "",
+        "dry_run": p.get("dry_run_id"),
         "execution": p.get("execution_id"),
     }
 
@@ -755,16 +1022,27 @@ def execution_doc(s: Session, row: dict[str, Any], *, steps: bool = True) -> dic
     status = execute.effective_status(row)
     started, ended = row.get("started"), row.get("ended")
     doc: dict[str, Any] = {
-        "id": row["id"], "kind": "execution", "action": row["action"], "status": status,
-        "exit_code": row.get("exit_code") if status == row["status"] else
-        execute.OUTCOME_EXIT.get(status),
-        "actor": row["actor"], "params": row["params"], "action_hash": row["action_hash"],
-        "plan_hash": row["plan_hash"], "proposal": row.get("proposal_id"),
-        "idempotency_key": row.get("idem_key"), "rate_keys": row.get("rate_keys") or [],
-        "started": gates.iso(started), "ended": gates.iso(ended) if ended else None,
+        "id": row["id"],
+        "kind": "execution",
+        "action": row["action"],
+        "status": status,
+        "exit_code": row.get("exit_code")
+        if status == row["status"]
+        else execute.OUTCOME_EXIT.get(status),
+        "actor": row["actor"],
+        "params": row["params"],
+        "action_hash": row["action_hash"],
+        "plan_hash": row["plan_hash"],
+        "proposal": row.get("proposal_id"),
+        "idempotency_key": row.get("idem_key"),
+        "rate_keys": row.get("rate_keys") or [],
+        "started": gates.iso(started),
+        "ended": gates.iso(ended) if ended else None,
         "duration_ms": round((float(ended) - float(started)) * 1000, 3)
-        if ended and started else None,
-        "pid": row.get("pid"), "reasons": row.get("reasons") or [],
+        if ended and started
+        else None,
+        "pid": row.get("pid"),
+        "reasons": row.get("reasons") or [],
         "gates": row.get("gates") or [],
     }
     if steps:
@@ -775,20 +1053,34 @@ def execution_doc(s: Session, row: dict[str, Any], *, steps: bool = True) -> dic
 def _step_doc(r: dict[str, Any]) -> dict[str, Any]:
     rb = r.get("rollback") or {}
     out = {
-        "idx": r["idx"], "name": r["name"], "kind": r["kind"], "status": r["status"],
-        "started": gates.iso(r.get("started")), "ended": gates.iso(r.get("ended")),
-        "duration_ms": r.get("duration_ms"), "exit_code": r.get("exit_code"),
-        "stdout": r.get("stdout") or "", "stderr": r.get("stderr") or "",
-        "detail": r.get("detail") or "", "snapshots": r.get("snapshots") or [],
+        "idx": r["idx"],
+        "name": r["name"],
+        "kind": r["kind"],
+        "status": r["status"],
+        "started": gates.iso(r.get("started")),
+        "ended": gates.iso(r.get("ended")),
+        "duration_ms": r.get("duration_ms"),
+        "exit_code": r.get("exit_code"),
+        "stdout": r.get("stdout") or "",
+        "stderr": r.get("stderr") or "",
+        "detail": r.get("detail") or "",
+        "snapshots": r.get("snapshots") or [],
     }
     if rb:
-        out["rollback"] = {k: (gates.iso(v) if k in ("started", "ended") else v)
-                           for k, v in rb.items()}
+        out["rollback"] = {
+            k: (gates.iso(v) if k in ("started", "ended") else v) for k, v in rb.items()
+        }
     return out
 
 
-def history(s: Session, *, action: str | None = None, status: str | None = None,
-            since: str | None = None, limit: int = 50) -> Outcome:
+def history(
+    s: Session,
+    *,
+    action: str | None = None,
+    status: str | None = None,
+    since: str | None = None,
+    limit: int = 50,
+) -> Outcome:
     store = s.engine.store(create=False)
     if store is None:
         return Outcome({"executions": []})
@@ -799,8 +1091,12 @@ def history(s: Session, *, action: str | None = None, status: str | None = None,
         if status not in STATUSES:
             raise UsageError(f"--status {status!r}: one of {', '.join(STATUSES)}")
         statuses = list(execute.LIVE) if status == "interrupted" else [status]
-    rows = store.executions(action=action, statuses=statuses, since=since_ts,
-                            limit=None if status in ("interrupted", *execute.LIVE) else limit)
+    rows = store.executions(
+        action=action,
+        statuses=statuses,
+        since=since_ts,
+        limit=None if status in ("interrupted", *execute.LIVE) else limit,
+    )
     docs = [execution_doc(s, r, steps=False) for r in rows]
     if status is not None:
         docs = [d for d in docs if d["status"] == status][:limit]
@@ -838,12 +1134,19 @@ def show(s: Session, ident: str) -> Outcome:
 # ----------------------------------------------------------- rollback / recover
 
 
-def _take_over(s: Session, xid: str, expected: tuple[str, ...], kind: str,
-               record: dict[str, Any], action: str) -> bool:
+def _take_over(
+    s: Session, xid: str, expected: tuple[str, ...], kind: str, record: dict[str, Any], action: str
+) -> bool:
     with s.store.transaction():
-        ok = bool(s.store.execution_set_status(
-            xid, expected, status="rolling_back", pid=os.getpid(),
-            pid_start=execute.proc_start(os.getpid())))
+        ok = bool(
+            s.store.execution_set_status(
+                xid,
+                expected,
+                status="rolling_back",
+                pid=os.getpid(),
+                pid_start=execute.proc_start(os.getpid()),
+            )
+        )
         if ok:
             s.audit(kind, {"execution": xid, **record}, action=action)
     return ok
@@ -856,18 +1159,26 @@ def rollback(s: Session, xid: str) -> Outcome:
         raise UsageError(f"no execution {xid!r}")
     status = execute.effective_status(row)
     if status != "succeeded":
-        hint = f" (`warden recover {xid}` handles {status} runs)" if status in (
-            "partial", "interrupted") else ""
-        raise Refused(f"execution {xid} is {status}: only a succeeded run can be rolled "
-                      f"back{hint}")
+        hint = (
+            f" (`warden recover {xid}` handles {status} runs)"
+            if status in ("partial", "interrupted")
+            else ""
+        )
+        raise Refused(f"execution {xid} is {status}: only a succeeded run can be rolled back{hint}")
     if not _take_over(s, xid, ("succeeded",), "rollback.start", {}, row["action"]):
         raise Refused(f"execution {xid} changed meanwhile (another rollback?)")
     journal = _journal(s, xid, row["action"], Path(row["root"] or s.engine.root))
     with execute.signals_interrupt():
         ok = execute.rollback_steps(journal, execute.rows_to_undo(s.store.steps(xid)))
-    final = finish(s, xid, "rolled_back" if ok else "partial",
-                   [f"rolled back by {s.actor}" if ok else "rollback failed"], row["action"],
-                   idem_key=row.get("idem_key"), kind="rollback.end")
+    final = finish(
+        s,
+        xid,
+        "rolled_back" if ok else "partial",
+        [f"rolled back by {s.actor}" if ok else "rollback failed"],
+        row["action"],
+        idem_key=row.get("idem_key"),
+        kind="rollback.end",
+    )
     return Outcome(execution_doc(s, final), 0 if ok else 6)
 
 
@@ -883,20 +1194,29 @@ def recover(s: Session, xid: str | None = None) -> Outcome:
             raise UsageError(f"no execution {xid!r}")
         targets = [row]
     else:
-        targets = [r for r in store.executions(statuses=[*execute.LIVE, "partial"])
-                   if execute.effective_status(r) == "interrupted"]
+        targets = [
+            r
+            for r in store.executions(statuses=[*execute.LIVE, "partial"])
+            if execute.effective_status(r) == "interrupted"
+        ]
     done, skipped, code = [], [], 0
     for row in targets:
         status = execute.effective_status(row)
         if status not in ("interrupted", "partial"):
             if xid is not None:
-                raise Refused(f"execution {row['id']} is {status}: nothing to recover"
-                              + (f" (pid {row.get('pid')} is still running)"
-                                 if status in execute.LIVE else ""))
+                raise Refused(
+                    f"execution {row['id']} is {status}: nothing to recover"
+                    + (
+                        f" (pid {row.get('pid')} is still running)"
+                        if status in execute.LIVE
+                        else ""
+                    )
+                )
             skipped.append(row["id"])
             continue
-        if not _take_over(s, row["id"], (row["status"],), "recover.start",
-                          {"was": status}, row["action"]):
+        if not _take_over(
+            s, row["id"], (row["status"],), "recover.start", {"was": status}, row["action"]
+        ):
             skipped.append(row["id"])
             continue
         killed = []
@@ -909,13 +1229,20 @@ def recover(s: Session, xid: str | None = None) -> Outcome:
             ok = execute.rollback_steps(journal, execute.rows_to_undo(store.steps(row["id"])))
         for st in store.steps(row["id"]):
             if st["status"] == "running":
-                store.step_update(row["id"], st["idx"], status="failed",
-                                  detail="interrupted (warden was killed)")
+                store.step_update(
+                    row["id"], st["idx"], status="failed", detail="interrupted (warden was killed)"
+                )
         note = f"recovered by {s.actor} (was {status}"
         note += f"; killed process group {', '.join(map(str, killed))})" if killed else ")"
-        final = finish(s, row["id"], "rolled_back" if ok else "partial",
-                       [note if ok else note + ": rollback failed"], row["action"],
-                       idem_key=row.get("idem_key"), kind="recover.end")
+        final = finish(
+            s,
+            row["id"],
+            "rolled_back" if ok else "partial",
+            [note if ok else note + ": rollback failed"],
+            row["action"],
+            idem_key=row.get("idem_key"),
+            kind="recover.end",
+        )
         done.append(execution_doc(s, final))
         if not ok:
             code = 6
@@ -935,16 +1262,20 @@ def kill_switch(s: Session, op: str, reason: str = "") -> Outcome:
     with store.transaction():
         before = gates.kill_switch_state(store)
         store.put(gates.KILL_SWITCH_KEY, value, by=s.actor)
-        rec = s.audit("kill_switch", {"on": on, "reason": reason,
-                                      "was": bool(before.get("on"))})
+        rec = s.audit("kill_switch", {"on": on, "reason": reason, "was": bool(before.get("on"))})
     doc = _ks_doc(value)
     doc["audit_seq"] = rec.seq
     return Outcome(doc)
 
 
 def _ks_doc(ks: dict[str, Any]) -> dict[str, Any]:
-    return {"id": "kill-switch", "on": bool(ks.get("on")), "reason": ks.get("reason") or "",
-            "by": ks.get("by"), "time": gates.iso(ks.get("ts")) if ks.get("ts") else None}
+    return {
+        "id": "kill-switch",
+        "on": bool(ks.get("on")),
+        "reason": ks.get("reason") or "",
+        "by": ks.get("by"),
+        "time": gates.iso(ks.get("ts")) if ks.get("ts") else None,
+    }
 
 
 def mode(s: Session, op: str) -> Outcome:
@@ -953,32 +1284,53 @@ def mode(s: Session, op: str) -> Outcome:
         store = s.engine.store(create=False)
         stored = store.get(MODE_KEY) if store is not None else None
         effective = stored if stored in ("enforce", "observe") else settings_mode
-        return Outcome({"id": "mode", "mode": effective,
-                        "source": "state" if stored in ("enforce", "observe") else "settings",
-                        "settings_mode": settings_mode})
+        return Outcome(
+            {
+                "id": "mode",
+                "mode": effective,
+                "source": "state" if stored in ("enforce", "observe") else "settings",
+                "settings_mode": settings_mode,
+            }
+        )
     store = s.store
     with store.transaction():
         before = store.get(MODE_KEY)
         store.put(MODE_KEY, op, by=s.actor)
         rec = s.audit("mode", {"mode": op, "was": before or settings_mode})
-    return Outcome({"id": "mode", "mode": op, "source": "state", "settings_mode": settings_mode,
-                    "audit_seq": rec.seq})
+    return Outcome(
+        {
+            "id": "mode",
+            "mode": op,
+            "source": "state",
+            "settings_mode": settings_mode,
+            "audit_seq": rec.seq,
+        }
+    )
 
 
 # ----------------------------------------------------------------------- registry
 
 
 def list_actions(plan: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{"name": a["name"], "risk": a["risk"], "gates": a.get("gates", []),
-             "description": a.get("description", ""), "steps": len(a.get("steps", [])),
-             "hash": a.get("hash")} for a in plan.get("actions", {}).values()]
+    return [
+        {
+            "name": a["name"],
+            "risk": a["risk"],
+            "gates": a.get("gates", []),
+            "description": a.get("description", ""),
+            "steps": len(a.get("steps", [])),
+            "hash": a.get("hash"),
+        }
+        for a in plan.get("actions", {}).values()
+    ]
 
 
 def action_doc(plan: dict[str, Any], action: dict[str, Any]) -> dict[str, Any]:
     def text(parts: Any) -> Any:
         if isinstance(parts, list) and all(isinstance(p, (str, list)) for p in parts):
-            return "".join(p if isinstance(p, str) else "{" + paths.join_path(p) + "}"
-                           for p in parts)
+            return "".join(
+                p if isinstance(p, str) else "{" + paths.join_path(p) + "}" for p in parts
+            )
         return parts
 
     def argv(v: Any) -> Any:
@@ -1001,6 +1353,7 @@ def action_doc(plan: dict[str, Any], action: dict[str, Any]) -> dict[str, Any]:
         if st["kind"] in execute.FILE_KINDS and "rollback" not in out:
             out["rollback"] = "automatic (backup / created directories)"
         steps.append(out)
+
     def readable(node: Any) -> Any:  # a compiled condition without positions and paths
         if isinstance(node, dict):
             return {k: readable(v) for k, v in node.items() if k not in ("at", "path")}
@@ -1011,20 +1364,28 @@ def action_doc(plan: dict[str, Any], action: dict[str, Any]) -> dict[str, Any]:
     plan_gates = plan.get("gates", {})
     gate_docs = []
     for g in action.get("gates", []):
-        spec = {k: readable(v) for k, v in (plan_gates.get(g) or {}).items()
-                if k not in ("source",)}
+        spec = {
+            k: readable(v) for k, v in (plan_gates.get(g) or {}).items() if k not in ("source",)
+        }
         for k in ("key", "run"):
             if k in spec:
                 spec[k] = argv(spec[k]) if k == "run" else text(spec[k])
         gate_docs.append(spec)
     return {
-        "id": action["name"], "name": action["name"], "description": action.get("description"),
-        "risk": action["risk"], "params": action.get("params"), "gates": gate_docs,
+        "id": action["name"],
+        "name": action["name"],
+        "description": action.get("description"),
+        "risk": action["risk"],
+        "params": action.get("params"),
+        "gates": gate_docs,
         "on_failure": action.get("on_failure", "rollback"),
-        "idempotency_key": text(action["idempotency_key"]) if action.get("idempotency_key")
+        "idempotency_key": text(action["idempotency_key"])
+        if action.get("idempotency_key")
         else "{action}:{canonical params}",
-        "allowed_roots": action.get("allowed_roots", []), "steps": steps,
-        "hash": action.get("hash"), "source": action.get("source"),
+        "allowed_roots": action.get("allowed_roots", []),
+        "steps": steps,
+        "hash": action.get("hash"),
+        "source": action.get("source"),
     }
 
 
@@ -1033,6 +1394,13 @@ def action_doc(plan: dict[str, Any], action: dict[str, Any]) -> dict[str, Any]:
 
 def audit_verify(store: Any) -> Outcome:
     res = audit.verify(store)
-    return Outcome({"id": "audit", "ok": res.ok, "count": res.count,
-                    "first_bad_seq": res.first_bad_seq, "problem": res.problem},
-                   0 if res.ok else 1)
+    return Outcome(
+        {
+            "id": "audit",
+            "ok": res.ok,
+            "count": res.count,
+            "first_bad_seq": res.first_bad_seq,
+            "problem": res.problem,
+        },
+        0 if res.ok else 1,
+    )

@@ -173,7 +173,7 @@ def _duration(value: Any, ctx: Ctx, path: FieldPath) -> float:
 
 def _argv(value: Any, ctx: Ctx, path: FieldPath) -> list[paths.TemplateParts]:
     if not isinstance(value, list) or not value:
-        ctx.problem(path, "expected an argv list of strings, e.g. [\"make\", \"test\"]")
+        ctx.problem(path, 'expected an argv list of strings, e.g. ["make", "test"]')
         return []
     out: list[paths.TemplateParts] = []
     for i, arg in enumerate(value):
@@ -226,12 +226,18 @@ def compile_condition(cond: Any, ctx: Ctx, path: FieldPath) -> dict[str, Any]:
     if not isinstance(cond, dict) or not cond:
         ctx.problem(path, "a condition must be a non-empty mapping")
         return {"op": "false", "at": at}
-    forms = [k for k in ("all", "any", "not", "field", "file", "env", "time", "state", "command")
-             if k in cond]
+    forms = [
+        k
+        for k in ("all", "any", "not", "field", "file", "env", "time", "state", "command")
+        if k in cond
+    ]
     if len(forms) != 1:
         what = ", ".join(forms) if forms else "none"
-        ctx.problem(path, "a condition needs exactly one of all, any, not, field, file, env, "
-                    f"time, state, command (found: {what}); combine several with all: [...]")
+        ctx.problem(
+            path,
+            "a condition needs exactly one of all, any, not, field, file, env, "
+            f"time, state, command (found: {what}); combine several with all: [...]",
+        )
         return {"op": "false", "at": at}
     form = forms[0]
     if form in ("all", "any"):
@@ -253,8 +259,11 @@ def _field_condition(cond: dict[str, Any], ctx: Ctx, path: FieldPath) -> dict[st
     ops = [k for k in FIELD_OPS if k in cond]
     if len(ops) != 1:
         found = ", ".join(ops) if ops else "none"
-        ctx.problem(path, f"a field condition needs exactly one operator of {', '.join(FIELD_OPS)}"
-                    f" (found: {found})")
+        ctx.problem(
+            path,
+            f"a field condition needs exactly one operator of {', '.join(FIELD_OPS)}"
+            f" (found: {found})",
+        )
         return {"op": "false"}
     op = ops[0]
     out: dict[str, Any] = {
@@ -461,8 +470,9 @@ def compile_rule(rule: dict[str, Any], ctx: Ctx, path: FieldPath) -> dict[str, A
     if not isinstance(message, str):
         message = f"{effect} by {name}"
     out["message"] = _template(message, ctx, (*path, "message")) or [message]
-    out["then"] = [_side_effect(item, ctx, (*path, "then", i))
-                   for i, item in enumerate(rule.get("then") or [])]
+    out["then"] = [
+        _side_effect(item, ctx, (*path, "then", i)) for i, item in enumerate(rule.get("then") or [])
+    ]
     return out
 
 
@@ -543,9 +553,7 @@ def compile_gate(name: str, gate: dict[str, Any], ctx: Ctx, path: FieldPath) -> 
     return out
 
 
-def compile_action(
-    name: str, action: dict[str, Any], ctx: Ctx, path: FieldPath
-) -> dict[str, Any]:
+def compile_action(name: str, action: dict[str, Any], ctx: Ctx, path: FieldPath) -> dict[str, Any]:
     steps = action.get("steps") or []
     out: dict[str, Any] = {
         "name": name,
@@ -591,8 +599,11 @@ def _check_params_schema(schema: Any, ctx: Ctx, path: FieldPath) -> None:
 def compile_step(name: str, step: dict[str, Any], ctx: Ctx, sp: FieldPath) -> dict[str, Any]:
     kinds = [k for k in STEP_KINDS if k in step]
     if len(kinds) != 1:
-        ctx.problem(sp, "a step needs exactly one of run, write_file, delete_file, mkdir"
-                    f" (found: {', '.join(kinds) or 'none'})")
+        ctx.problem(
+            sp,
+            "a step needs exactly one of run, write_file, delete_file, mkdir"
+            f" (found: {', '.join(kinds) or 'none'})",
+        )
         return {"name": name, "kind": "none"}
     kind = kinds[0]
     out: dict[str, Any] = {"name": name, "kind": kind}
@@ -722,14 +733,16 @@ def compile_documents(
         sources.append({"path": src.display, "scope": src.scope, "sha256": _sha(src.path)})
         scope = scopes.setdefault(src.scope, {"name": src.scope, "rules": []})
         if isinstance(data.get("settings"), dict):
-            _merge_scope_settings(settings_by_scope.setdefault(src.scope, {}), data["settings"],
-                                  ctx)
+            _merge_scope_settings(
+                settings_by_scope.setdefault(src.scope, {}), data["settings"], ctx
+            )
         for i, rule in enumerate(data.get("policies") or []):
             path: FieldPath = ("policies", i)
             if not isinstance(rule, dict):
                 continue
-            _unique(names, ("rule", src.scope, str(rule.get("name"))), ctx, (*path, "name"),
-                    "policy")
+            _unique(
+                names, ("rule", src.scope, str(rule.get("name"))), ctx, (*path, "name"), "policy"
+            )
             scope["rules"].append(compile_rule(rule, ctx, path))
         for gname, gate in (data.get("gates") or {}).items():
             if isinstance(gate, dict):
@@ -772,8 +785,11 @@ def compile_documents(
 def _merge_scope_settings(target: dict[str, Any], settings: dict[str, Any], ctx: Ctx) -> None:
     for key, value in settings.items():
         if key in target and target[key] != value and key != "redact":
-            ctx.problem(("settings", key), f"settings.{key} is set twice in this scope "
-                        f"({target[key]!r} and {value!r})", key=True)
+            ctx.problem(
+                ("settings", key),
+                f"settings.{key} is set twice in this scope ({target[key]!r} and {value!r})",
+                key=True,
+            )
         if key == "state_retention":
             _duration(value, ctx, ("settings", key))
         if key == "redact":
@@ -782,8 +798,13 @@ def _merge_scope_settings(target: dict[str, Any], settings: dict[str, Any], ctx:
             target[key] = value
 
 
-def _unique(names: dict[tuple[str, str, str], str], key: tuple[str, str, str], ctx: Ctx,
-            path: FieldPath, what: str) -> None:
+def _unique(
+    names: dict[tuple[str, str, str], str],
+    key: tuple[str, str, str],
+    ctx: Ctx,
+    path: FieldPath,
+    what: str,
+) -> None:
     if key in names:
         ctx.problem(path, f"duplicate {what} name {key[2]!r} (first defined at {names[key]})")
     else:

@@ -65,8 +65,14 @@ def run(engine: Any, rules: list[Any], env: Any, decision: Any) -> list[dict[str
                 elif kind == "record":
                     out.append(_record(engine, rule.name, item, env))
             except Exception as exc:
-                out.append({"policy": rule.name, "kind": str(kind), "ok": False,
-                            "detail": f"internal error: {type(exc).__name__}: {exc}"})
+                out.append(
+                    {
+                        "policy": rule.name,
+                        "kind": str(kind),
+                        "ok": False,
+                        "detail": f"internal error: {type(exc).__name__}: {exc}",
+                    }
+                )
     return out
 
 
@@ -113,12 +119,18 @@ def _tail(fh: Any) -> str:
     return ("..." + text) if size > TAIL_BYTES else text
 
 
-def _run(engine: Any, policy: str, item: dict[str, Any], env: Any,
-         observe: bool) -> dict[str, Any]:
+def _run(engine: Any, policy: str, item: dict[str, Any], env: Any, observe: bool) -> dict[str, Any]:
     background = bool(item.get("background"))
-    entry: dict[str, Any] = {"policy": policy, "kind": "run", "ok": False, "detail": "",
-                             "exit_code": None, "stdout": "", "stderr": "",
-                             "background": background}
+    entry: dict[str, Any] = {
+        "policy": policy,
+        "kind": "run",
+        "ok": False,
+        "detail": "",
+        "exit_code": None,
+        "stdout": "",
+        "stderr": "",
+        "background": background,
+    }
     argv, why = render_argv(item.get("run") or [], env.input)
     if argv is None or not argv:
         entry["detail"] = why or "not run: empty argv"
@@ -138,8 +150,12 @@ def _run(engine: Any, policy: str, item: dict[str, Any], env: Any,
         try:
             subprocess.Popen(
                 [sys.executable, "-I", "-S", "-c", _WATCHDOG, str(timeout), *argv],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL, cwd=cwd, env=child_env, start_new_session=True,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                cwd=cwd,
+                env=child_env,
+                start_new_session=True,
                 close_fds=True,
             )
         except OSError as exc:
@@ -150,17 +166,25 @@ def _run(engine: Any, policy: str, item: dict[str, Any], env: Any,
     return _foreground(entry, argv, timeout, cwd, child_env)
 
 
-def _foreground(entry: dict[str, Any], argv: list[str], timeout: float, cwd: str,
-                child_env: dict[str, str]) -> dict[str, Any]:
+def _foreground(
+    entry: dict[str, Any], argv: list[str], timeout: float, cwd: str, child_env: dict[str, str]
+) -> dict[str, Any]:
     import signal
     import subprocess
     import tempfile
 
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                    cwd=cwd, env=child_env, start_new_session=True,
-                                    close_fds=True)
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                cwd=cwd,
+                env=child_env,
+                start_new_session=True,
+                close_fds=True,
+            )
         except OSError as exc:
             entry["detail"] = f"could not start {argv[0]!r}: {exc.strerror}"
             return entry
@@ -178,8 +202,9 @@ def _foreground(entry: dict[str, Any], argv: list[str], timeout: float, cwd: str
         entry["stdout"], entry["stderr"] = _tail(out), _tail(err)
     entry["exit_code"] = code
     entry["ok"] = code == 0
-    entry["detail"] = f"{argv[0]!r} exited {code}" if code >= 0 else \
-        f"{argv[0]!r} killed by signal {-code}"
+    entry["detail"] = (
+        f"{argv[0]!r} exited {code}" if code >= 0 else f"{argv[0]!r} killed by signal {-code}"
+    )
     return entry
 
 
@@ -205,8 +230,9 @@ def _record(engine: Any, policy: str, item: dict[str, Any], env: Any) -> dict[st
         return entry
     key = _record_key(str(item.get("key", "")), env.input)
     if not key:
-        entry["detail"] = f"not recorded: key {item.get('key')!r} needs a field missing or " \
-            "empty in the input"
+        entry["detail"] = (
+            f"not recorded: key {item.get('key')!r} needs a field missing or empty in the input"
+        )
         return entry
     if "tpl" in item:
         value = paths.render(item["tpl"], env.input, "condition")
@@ -217,7 +243,8 @@ def _record(engine: Any, policy: str, item: dict[str, Any], env: Any) -> dict[st
     else:
         value = item.get("value")
     store = engine.store()
-    store.record_event(session, "record", None, {"event": "record", "key": key, "value": value},
-                       ts=env.now)
+    store.record_event(
+        session, "record", None, {"event": "record", "key": key, "value": value}, ts=env.now
+    )
     entry.update(ok=True, detail=f"recorded {key}")
     return entry

@@ -102,16 +102,18 @@ def _semantic_extra(source: Source, doc: Any, found: list[Problem]) -> list[Prob
             return True
         if not a or not b:
             return False
-        return any(x.startswith(y) and x[len(y)] in ".[" for x, y in ((a, b), (b, a))
-                   if len(x) > len(y))
+        return any(
+            x.startswith(y) and x[len(y)] in ".[" for x, y in ((a, b), (b, a)) if len(x) > len(y)
+        )
 
-    return [p for p in semantic if p.severity == "error"
-            and not any(related(p.path, f.path) for f in found)]
+    return [
+        p
+        for p in semantic
+        if p.severity == "error" and not any(related(p.path, f.path) for f in found)
+    ]
 
 
-def build_plan(
-    sources: list[Source], root: Path, *, use_cache: bool = True
-) -> Loaded:
+def build_plan(sources: list[Source], root: Path, *, use_cache: bool = True) -> Loaded:
     """The plan for these sources: from the cache when their bytes are unchanged."""
     from warden import plan as plan_mod
 
@@ -212,8 +214,9 @@ def parse_input(raw: bytes | str) -> dict[str, Any]:
 class Engine:
     """A loaded policy set, ready to evaluate inputs (the Python API of DESIGN §9)."""
 
-    def __init__(self, plan: dict[str, Any], root: Path | str = ".",
-                 warnings: list[Problem] | None = None) -> None:
+    def __init__(
+        self, plan: dict[str, Any], root: Path | str = ".", warnings: list[Problem] | None = None
+    ) -> None:
         self.plan = plan
         self.root = Path(root)
         self.runtime = Runtime(plan)
@@ -280,16 +283,24 @@ class Engine:
 
     # ------------------------------------------------------------- evaluate
 
-    def make_env(self, inp: dict[str, Any], *, now: float | None = None,
-                 environ: dict[str, str] | None = None, events: Any = None) -> Env:
+    def make_env(
+        self,
+        inp: dict[str, Any],
+        *,
+        now: float | None = None,
+        environ: dict[str, str] | None = None,
+        events: Any = None,
+    ) -> Env:
         from warden.durations import now as clock
 
         if events is None:
             session = inp.get("session_id")
             if isinstance(session, str) and self._uses_state():
+
                 def events() -> list[Any]:
                     store = self.store(create=False)
                     return [] if store is None else store.session_events(session)
+
         return Env(
             input=inp,
             now=clock() if now is None else now,
@@ -301,9 +312,16 @@ class Engine:
     def _uses_state(self) -> bool:
         return True
 
-    def evaluate(self, inp: dict[str, Any], *, now: float | None = None,
-                 environ: dict[str, str] | None = None, events: Any = None,
-                 mode: str | None = None, side_effects: bool = True) -> Decision:
+    def evaluate(
+        self,
+        inp: dict[str, Any],
+        *,
+        now: float | None = None,
+        environ: dict[str, str] | None = None,
+        events: Any = None,
+        mode: str | None = None,
+        side_effects: bool = True,
+    ) -> Decision:
         """One decision for one input. ``then:`` items run unless ``side_effects=False``."""
         start = time.perf_counter()
         inp = check_input(inp)
@@ -346,14 +364,25 @@ class Engine:
             return
         decision.side_effects.extend(effects.run(self, rules, env, decision))
 
-    def explain(self, inp: dict[str, Any], *, now: float | None = None,
-                environ: dict[str, str] | None = None, events: Any = None) -> list[dict[str, Any]]:
+    def explain(
+        self,
+        inp: dict[str, Any],
+        *,
+        now: float | None = None,
+        environ: dict[str, str] | None = None,
+        events: Any = None,
+    ) -> list[dict[str, Any]]:
         env = self.make_env(check_input(inp), now=now, environ=environ, events=events)
         return self.runtime.explain(env)
 
 
-def load(path: str | os.PathLike[str] | None = None, *, user_policies: bool = True,
-         policies: list[str] | None = None, use_cache: bool = True) -> Engine:
+def load(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    user_policies: bool = True,
+    policies: list[str] | None = None,
+    use_cache: bool = True,
+) -> Engine:
     """Discover and load policies as the CLI does (from ``path`` or the cwd)."""
     start = str(path) if path is not None else None
     if start is not None and os.path.isfile(start) and not policies:
@@ -361,9 +390,12 @@ def load(path: str | os.PathLike[str] | None = None, *, user_policies: bool = Tr
         policies, start = [start], os.path.dirname(os.path.abspath(start))
     sources, root = discover(policies, cwd=start, user=user_policies, start=start)
     if not sources:
-        raise PolicyError(Problem(
-            f"no policy files found (no warden.yaml or .warden/*.yaml at or above "
-            f"{start or os.getcwd()})"))
+        raise PolicyError(
+            Problem(
+                f"no policy files found (no warden.yaml or .warden/*.yaml at or above "
+                f"{start or os.getcwd()})"
+            )
+        )
     loaded = build_plan(sources, root, use_cache=use_cache)
     return Engine(loaded.plan, loaded.root, loaded.warnings)
 

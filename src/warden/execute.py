@@ -111,8 +111,9 @@ def group_alive(pgid: int) -> bool:
     return True
 
 
-def kill_group(pgid: int, *, grace: float = KILL_GRACE_S,
-               reap: Callable[[], object] | None = None) -> bool:
+def kill_group(
+    pgid: int, *, grace: float = KILL_GRACE_S, reap: Callable[[], object] | None = None
+) -> bool:
     """SIGTERM the process group, wait up to ``grace`` seconds, then SIGKILL what is left.
 
     ``reap`` (e.g. ``Popen.poll``) is called while waiting so an exited leader does not keep
@@ -157,13 +158,13 @@ def kill_recorded_group(child: dict[str, Any]) -> bool:
     return kill_group(pgid)
 
 
-def step_env(names: Sequence[str], environ: dict[str, str] | os._Environ[str] | None = None
-             ) -> dict[str, str]:
+def step_env(
+    names: Sequence[str], environ: dict[str, str] | os._Environ[str] | None = None
+) -> dict[str, str]:
     """PATH, HOME, LANG, LC_*, TZ, TMPDIR and the step's ``env`` names, from warden's env."""
     source = os.environ if environ is None else environ
     extra = set(names)
-    return {k: v for k, v in source.items()
-            if k in BASE_ENV or k.startswith("LC_") or k in extra}
+    return {k: v for k, v in source.items() if k in BASE_ENV or k.startswith("LC_") or k in extra}
 
 
 @dataclass
@@ -202,9 +203,15 @@ def _tail(fh: Any) -> str:
 _interruptible = threading.local()
 
 
-def run_process(argv: Sequence[str], *, env: dict[str, str], cwd: str, timeout: float,
-                on_start: Callable[[int], None] | None = None,
-                interruptible: bool = True) -> ProcResult:
+def run_process(
+    argv: Sequence[str],
+    *,
+    env: dict[str, str],
+    cwd: str,
+    timeout: float,
+    on_start: Callable[[int], None] | None = None,
+    interruptible: bool = True,
+) -> ProcResult:
     """Run argv (never a shell) in its own session; kill its process group on timeout.
 
     stdout/stderr go to temporary files (a daemonised grandchild holding a pipe open cannot
@@ -213,16 +220,26 @@ def run_process(argv: Sequence[str], *, env: dict[str, str], cwd: str, timeout: 
     """
     t0 = time.perf_counter()
     if not os.path.isdir(cwd):
-        return ProcResult(None, error=f"working directory {cwd} does not exist",
-                          duration_ms=_ms(t0))
+        return ProcResult(
+            None, error=f"working directory {cwd} does not exist", duration_ms=_ms(t0)
+        )
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         try:
-            proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                    env=env, cwd=cwd, start_new_session=True, close_fds=True)
+            proc = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                env=env,
+                cwd=cwd,
+                start_new_session=True,
+                close_fds=True,
+            )
         except (OSError, ValueError) as exc:  # ValueError: a NUL byte in argv
             reason = getattr(exc, "strerror", None) or str(exc)
-            return ProcResult(None, error=f"cannot start {argv[0]!r}: {reason}",
-                              duration_ms=_ms(t0))
+            return ProcResult(
+                None, error=f"cannot start {argv[0]!r}: {reason}", duration_ms=_ms(t0)
+            )
         timed_out = False
         try:
             if on_start is not None:
@@ -319,23 +336,25 @@ class Prepare:
         value = paths.render(parts, self.data, "strict")
         if value is MISSING:
             holes = [paths.join_path(p) for p in paths.template_paths(parts)]
-            empty = [h for h in holes
-                     if paths.get(self.data, paths.split_path(h)) in (MISSING, None, "")]
+            empty = [
+                h for h in holes if paths.get(self.data, paths.split_path(h)) in (MISSING, None, "")
+            ]
             what = ", ".join("{" + h + "}" for h in (empty or holes))
-            self.problems.append(f"{where}: {what} is missing or empty (refusing to run with "
-                                 "a hole in it)")
+            self.problems.append(
+                f"{where}: {what} is missing or empty (refusing to run with a hole in it)"
+            )
             return None
         return paths.to_text(value)
 
-    def argv(self, parts_list: list[paths.TemplateParts] | None, where: str
-             ) -> list[str] | None:
+    def argv(self, parts_list: list[paths.TemplateParts] | None, where: str) -> list[str] | None:
         if parts_list is None:
             return None
         out = [self.text(p, f"{where}[{i}]") for i, p in enumerate(parts_list)]
         for i, a in enumerate(out):
             if a is not None and "\0" in a:
-                self.problems.append(f"{where}[{i}]: contains a NUL byte (cannot be passed "
-                                     "as an argument)")
+                self.problems.append(
+                    f"{where}[{i}]: contains a NUL byte (cannot be passed as an argument)"
+                )
                 out[i] = None
         if any(a is None for a in out):
             return None
@@ -348,14 +367,21 @@ class Prepare:
         full = Path(rendered) if os.path.isabs(rendered) else self.root / rendered
         real = Path(os.path.realpath(full))
         if not any(real == b or b in real.parents for b in self.bases):
-            hint = (" (add its directory to the action's allowed_roots)"
-                    if os.path.isabs(rendered) else "")
-            self.problems.append(f"{where}: path {rendered!r} leaves the project root "
-                                 f"({real}){hint}")
+            hint = (
+                " (add its directory to the action's allowed_roots)"
+                if os.path.isabs(rendered)
+                else ""
+            )
+            self.problems.append(
+                f"{where}: path {rendered!r} leaves the project root ({real}){hint}"
+            )
             return None
         own = self.root / ".warden"
-        if real == own / "backups" or own / "backups" in real.parents or (
-                real.parent == own and real.name.startswith("state.db")):
+        if (
+            real == own / "backups"
+            or own / "backups" in real.parents
+            or (real.parent == own and real.name.startswith("state.db"))
+        ):
             self.problems.append(f"{where}: path {rendered!r} is warden's own state")
             return None
         return str(real)
@@ -372,9 +398,15 @@ class Prepare:
             rendered = self.text(spec["cwd"], f"{where}: cwd")
             checked = self.path(rendered, f"{where}: cwd") if rendered is not None else None
             cwd = checked or cwd
-        step = Prepared(idx, name, spec["kind"], float(spec.get("timeout") or 600),
-                        list(spec.get("env") or []), cwd,
-                        description=str(spec.get("description", "")))
+        step = Prepared(
+            idx,
+            name,
+            spec["kind"],
+            float(spec.get("timeout") or 600),
+            list(spec.get("env") or []),
+            cwd,
+            description=str(spec.get("description", "")),
+        )
         for key in ("precondition", "verify", "rollback", "dry_run"):
             setattr(step, key, self.argv(spec.get(key), f"{where}: {key}"))
         kind = spec["kind"]
@@ -400,8 +432,9 @@ def prepare(action: dict[str, Any], data: dict[str, Any], root: Path) -> list[Pr
     prep = Prepare(action, data, root)
     steps = [prep.step(i, s) for i, s in enumerate(action.get("steps") or [])]
     if prep.problems:
-        raise InputError(f"action {action['name']!r}: cannot render its steps:\n  "
-                         + "\n  ".join(prep.problems))
+        raise InputError(
+            f"action {action['name']!r}: cannot render its steps:\n  " + "\n  ".join(prep.problems)
+        )
     return [s for s in steps if s is not None]
 
 
@@ -568,10 +601,17 @@ class Executor:
         undo: dict[str, Any] = {"cwd": step.cwd, "env": step.env_names, "timeout": step.timeout}
         if step.kind == "run":
             undo["rollback"] = step.rollback
-        self.journal.step_started({
-            "execution_id": self.journal.execution_id, "idx": step.idx, "name": step.name,
-            "kind": step.kind, "status": "running", "started": started, "undo": undo,
-        })
+        self.journal.step_started(
+            {
+                "execution_id": self.journal.execution_id,
+                "idx": step.idx,
+                "name": step.name,
+                "kind": step.kind,
+                "status": "running",
+                "started": started,
+                "undo": undo,
+            }
+        )
         fields: dict[str, Any] = {}
         snapshots: list[dict[str, Any]] = []
         outcome = StepOutcome(False, False, False)
@@ -586,29 +626,58 @@ class Executor:
         if not outcome.ok:
             self.failure = f"step {step.name!r}: {detail}"
         duration = round((time.perf_counter() - t0) * 1000, 3)
-        fields.update(status=status, ended=time.time(), duration_ms=duration, detail=detail,
-                      snapshots=snapshots, undo=undo)
+        fields.update(
+            status=status,
+            ended=time.time(),
+            duration_ms=duration,
+            detail=detail,
+            snapshots=snapshots,
+            undo=undo,
+        )
         record = {
-            "execution": self.journal.execution_id, "step": step.name, "idx": step.idx,
-            "kind": step.kind, "status": status, "exit_code": fields.get("exit_code"),
-            "duration_ms": duration, "snapshots": snapshots, "detail": detail,
+            "execution": self.journal.execution_id,
+            "step": step.name,
+            "idx": step.idx,
+            "kind": step.kind,
+            "status": status,
+            "exit_code": fields.get("exit_code"),
+            "duration_ms": duration,
+            "snapshots": snapshots,
+            "detail": detail,
         }
         self.journal.step_finished(step.idx, record, **fields)
         return outcome
 
     def _proc(self, step: Prepared, argv: list[str], fields: dict[str, Any]) -> ProcResult:
         def on_start(pid: int) -> None:
-            self.journal.step_update(step.idx, child={"pid": pid, "pgid": pid,
-                                                      "start": proc_start(pid),
-                                                      "host": socket.gethostname()})
+            self.journal.step_update(
+                step.idx,
+                child={
+                    "pid": pid,
+                    "pgid": pid,
+                    "start": proc_start(pid),
+                    "host": socket.gethostname(),
+                },
+            )
 
-        result = run_process(argv, env=step_env(step.env_names, self.environ), cwd=step.cwd,
-                             timeout=step.timeout, on_start=on_start)
+        result = run_process(
+            argv,
+            env=step_env(step.env_names, self.environ),
+            cwd=step.cwd,
+            timeout=step.timeout,
+            on_start=on_start,
+        )
         fields.update(exit_code=result.exit_code, stdout=result.stdout, stderr=result.stderr)
         return result
 
-    def _step_body(self, step: Prepared, undo: dict[str, Any], fields: dict[str, Any],
-                   snapshots: list[dict[str, Any]], out: StepOutcome) -> str:
+    def _step_body(
+        self,
+        step: Prepared,
+        undo: dict[str, Any],
+        fields: dict[str, Any],
+        snapshots: list[dict[str, Any]],
+        out: StepOutcome,
+    ) -> str:
         if step.precondition:
             r = self._proc(step, step.precondition, fields)
             if not r.ok:
@@ -631,8 +700,13 @@ class Executor:
         out.ok = True
         return detail
 
-    def _file_step(self, step: Prepared, undo: dict[str, Any],
-                   snapshots: list[dict[str, Any]], out: StepOutcome) -> str:
+    def _file_step(
+        self,
+        step: Prepared,
+        undo: dict[str, Any],
+        snapshots: list[dict[str, Any]],
+        out: StepOutcome,
+    ) -> str:
         assert step.path is not None
         path = step.path
         undo["path"] = path
@@ -659,8 +733,9 @@ class Executor:
         # The temporary file of the write (or of a restore), journalled before it exists: a
         # crash between writing it and renaming it over the target leaves a file that
         # `recover` knows to remove.
-        undo["tmp"] = os.path.join(os.path.dirname(path),
-                                   f".warden-{self.journal.execution_id}-{step.idx}.tmp")
+        undo["tmp"] = os.path.join(
+            os.path.dirname(path), f".warden-{self.journal.execution_id}-{step.idx}.tmp"
+        )
         if existed:
             backup = self.journal.backups / f"{step.idx}.bak"
             self.journal.backups.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -720,15 +795,19 @@ def rows_to_undo(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         undo = row.get("undo") or {}
         completed = row["status"] == "ok"
         file_change = row["kind"] in FILE_KINDS and bool(undo.get("path"))
-        verify_failed = (row["kind"] == "run" and row["status"] == "failed"
-                         and str(row.get("detail", "")).startswith("verify"))
+        verify_failed = (
+            row["kind"] == "run"
+            and row["status"] == "failed"
+            and str(row.get("detail", "")).startswith("verify")
+        )
         if completed or file_change or verify_failed:
             chosen.append(row)
     return sorted(chosen, key=lambda r: -int(r["idx"]))
 
 
-def rollback_steps(journal: Journal, rows: list[dict[str, Any]], *,
-                   environ: dict[str, str] | None = None) -> bool:
+def rollback_steps(
+    journal: Journal, rows: list[dict[str, Any]], *, environ: dict[str, str] | None = None
+) -> bool:
     """Undo journalled steps in the order given; every one is attempted. True if all undone."""
     all_ok = True
     for row in rows:
@@ -739,20 +818,31 @@ def rollback_steps(journal: Journal, rows: list[dict[str, Any]], *,
             status, detail = _undo(row, rb, environ)
         except OSError as exc:
             status, detail = "failed", f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")
-        rb.update(status=status, detail=detail, ended=time.time(),
-                  duration_ms=round((time.perf_counter() - t0) * 1000, 3))
+        rb.update(
+            status=status,
+            detail=detail,
+            ended=time.time(),
+            duration_ms=round((time.perf_counter() - t0) * 1000, 3),
+        )
         if status == "failed":
             all_ok = False
-        record = {"execution": journal.execution_id, "step": row["name"], "idx": row["idx"],
-                  "kind": row["kind"], "status": status, "detail": detail}
+        record = {
+            "execution": journal.execution_id,
+            "step": row["name"],
+            "idx": row["idx"],
+            "kind": row["kind"],
+            "status": status,
+            "detail": detail,
+        }
         with journal.store.transaction():
             journal.step_update(int(row["idx"]), rollback=rb)
             journal.audit("rollback.step", record)
     return all_ok
 
 
-def _undo(row: dict[str, Any], rb: dict[str, Any], environ: dict[str, str] | None
-          ) -> tuple[str, str]:
+def _undo(
+    row: dict[str, Any], rb: dict[str, Any], environ: dict[str, str] | None
+) -> tuple[str, str]:
     undo = row.get("undo") or {}
     kind = row["kind"]
     if kind == "run":
@@ -760,11 +850,19 @@ def _undo(row: dict[str, Any], rb: dict[str, Any], environ: dict[str, str] | Non
         if not argv:
             return "skipped", "no rollback command (nothing to undo)"
         timeout = float(undo.get("timeout") or 600)
-        r = run_process(argv, env=step_env(undo.get("env") or [], environ),
-                        cwd=undo.get("cwd") or ".", timeout=timeout, interruptible=False)
+        r = run_process(
+            argv,
+            env=step_env(undo.get("env") or [], environ),
+            cwd=undo.get("cwd") or ".",
+            timeout=timeout,
+            interruptible=False,
+        )
         rb.update(exit_code=r.exit_code, stdout=r.stdout, stderr=r.stderr)
-        return ("ok", f"rollback command exited {r.exit_code}") if r.ok else (
-            "failed", r.why("rollback command", timeout))
+        return (
+            ("ok", f"rollback command exited {r.exit_code}")
+            if r.ok
+            else ("failed", r.why("rollback command", timeout))
+        )
     path = undo.get("path")
     notes: list[str] = []
     ok = True
@@ -797,8 +895,9 @@ def _undo(row: dict[str, Any], rb: dict[str, Any], environ: dict[str, str] | Non
             pass
         except OSError as exc:
             if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
-                notes.append(f"left directory {d} in place (it now holds files this step "
-                             "did not write)")
+                notes.append(
+                    f"left directory {d} in place (it now holds files this step did not write)"
+                )
             else:
                 ok = False
                 notes.append(f"cannot remove directory {d}: {exc.strerror}")
@@ -833,15 +932,24 @@ def _secs(seconds: float) -> str:
 
 def dry_run_step(step: Prepared, environ: dict[str, str] | None = None) -> dict[str, Any]:
     """Run a step's ``dry_run`` argv (or only describe the step). Changes nothing else."""
-    out: dict[str, Any] = {"idx": step.idx, "name": step.name, "kind": step.kind,
-                           "would": step.describe()}
+    out: dict[str, Any] = {
+        "idx": step.idx,
+        "name": step.name,
+        "kind": step.kind,
+        "would": step.describe(),
+    }
     if step.dry_run:
-        r = run_process(step.dry_run, env=step_env(step.env_names, environ), cwd=step.cwd,
-                        timeout=step.timeout)
-        out.update(status="ok" if r.ok else "failed", exit_code=r.exit_code, stdout=r.stdout,
-                   stderr=r.stderr, duration_ms=r.duration_ms,
-                   detail=f"dry_run exited {r.exit_code}" if r.ok else r.why(
-                       "dry_run", step.timeout))
+        r = run_process(
+            step.dry_run, env=step_env(step.env_names, environ), cwd=step.cwd, timeout=step.timeout
+        )
+        out.update(
+            status="ok" if r.ok else "failed",
+            exit_code=r.exit_code,
+            stdout=r.stdout,
+            stderr=r.stderr,
+            duration_ms=r.duration_ms,
+            detail=f"dry_run exited {r.exit_code}" if r.ok else r.why("dry_run", step.timeout),
+        )
     else:
         out.update(status="described", detail="no dry_run command: " + step.describe())
         if step.kind in FILE_KINDS and step.path:

@@ -47,8 +47,7 @@ class GateResult:
     needs_approval: bool = False
 
     def public(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "passed": self.passed,
-                "detail": self.detail}
+        return {"name": self.name, "kind": self.kind, "passed": self.passed, "detail": self.detail}
 
     @property
     def blocks(self) -> bool:
@@ -101,14 +100,14 @@ def idempotency_key(action: dict[str, Any], data: dict[str, Any], canonical_para
     return f"{action['name']}:{canonical_params}"
 
 
-def rate_keys(action: dict[str, Any], gates: dict[str, Any], data: dict[str, Any]
-              ) -> dict[str, str]:
+def rate_keys(
+    action: dict[str, Any], gates: dict[str, Any], data: dict[str, Any]
+) -> dict[str, str]:
     """gate name -> rendered key, for every rate_limit gate of the action."""
     out = {}
     for name, gate in gates.items():
         if gate.get("kind") == "rate_limit":
-            out[name] = render_key(gate.get("key") or [["action"]], data,
-                                   f"gate {name!r}: key")
+            out[name] = render_key(gate.get("key") or [["action"]], data, f"gate {name!r}: key")
     return out
 
 
@@ -139,8 +138,14 @@ def evaluate_gate(ctx: Context, name: str, gate: dict[str, Any], env: Any) -> Ga
         from warden.runtime import build
 
         if not build(when)(env, ctx.input):
-            return GateResult(name, kind, True, "does not apply (its when: condition is false)",
-                              blocking, applies=False)
+            return GateResult(
+                name,
+                kind,
+                True,
+                "does not apply (its when: condition is false)",
+                blocking,
+                applies=False,
+            )
     check = _KINDS.get(kind)
     if check is None:
         return GateResult(name, kind, False, f"unknown gate kind {kind!r}", blocking)
@@ -198,9 +203,11 @@ def void_reason(ctx: Context) -> str | None:
     if p is None:
         return None
     if p["action_hash"] != ctx.action["hash"]:
-        return (f"the approval of proposal {p['id']} is void: action {p['action']!r} changed "
-                f"since it was proposed (action hash {_short(p['action_hash'])} -> "
-                f"{_short(ctx.action['hash'])}); propose it again")
+        return (
+            f"the approval of proposal {p['id']} is void: action {p['action']!r} changed "
+            f"since it was proposed (action hash {_short(p['action_hash'])} -> "
+            f"{_short(ctx.action['hash'])}); propose it again"
+        )
     return None
 
 
@@ -213,19 +220,30 @@ def _approved(ctx: Context, need: int, approvers: list[str] | None) -> Verdict:
     p = ctx.proposal
     if p is None:
         extra = f" from {', '.join(approvers)}" if approvers else ""
-        return (False, f"needs {need} approval(s){extra}: `warden run` without --proposal "
-                "creates a proposal; then `warden approve ID --by NAME`", True)
+        return (
+            False,
+            f"needs {need} approval(s){extra}: `warden run` without --proposal "
+            "creates a proposal; then `warden approve ID --by NAME`",
+            True,
+        )
     void = void_reason(ctx)
     if void:
         return False, void, False
     names, notes = valid_approvals(ctx, approvers)
     ignored = f" (ignored: {'; '.join(notes)})" if notes else ""
     if len(names) >= need:
-        return True, f"{len(names)}/{need} approval(s) on proposal {p['id']}: " \
-            f"{', '.join(names)}{ignored}", False
+        return (
+            True,
+            f"{len(names)}/{need} approval(s) on proposal {p['id']}: {', '.join(names)}{ignored}",
+            False,
+        )
     have = f": {', '.join(names)}" if names else ""
-    return (False, f"{len(names)}/{need} approval(s) on proposal {p['id']}{have}{ignored}; "
-            f"`warden approve {p['id']} --by NAME`", True)
+    return (
+        False,
+        f"{len(names)}/{need} approval(s) on proposal {p['id']}{have}{ignored}; "
+        f"`warden approve {p['id']} --by NAME`",
+        True,
+    )
 
 
 def _rate_limit(ctx: Context, name: str, gate: dict[str, Any], env: Any) -> Verdict:
@@ -239,8 +257,11 @@ def _rate_limit(ctx: Context, name: str, gate: dict[str, Any], env: Any) -> Verd
         return True, f"{n}/{most} runs in the last {window} for key {key!r}", False
     oldest = ctx.store.rate_oldest(key, ctx.now - per)
     again = f"; next slot in {fmt_duration(oldest + per - ctx.now)}" if oldest else ""
-    return False, f"rate limit reached: {n}/{most} runs in the last {window} for key " \
-        f"{key!r}{again}", False
+    return (
+        False,
+        f"rate limit reached: {n}/{most} runs in the last {window} for key {key!r}{again}",
+        False,
+    )
 
 
 def _dry_run(ctx: Context, name: str, gate: dict[str, Any], env: Any) -> Verdict:
@@ -253,15 +274,26 @@ def _dry_run(ctx: Context, name: str, gate: dict[str, Any], env: Any) -> Verdict
         last = same[0]
         age = ctx.now - float(last["ts"])
         if age <= max_age:
-            return True, f"dry run {last['id']} {fmt_duration(max(age, 0))} ago " \
-                f"(max_age {fmt_duration(max_age)})", False
-        return False, f"the last dry run {last['id']} is {fmt_duration(age)} old, older " \
-            f"than max_age {fmt_duration(max_age)}: {hint} again", False
+            return (
+                True,
+                f"dry run {last['id']} {fmt_duration(max(age, 0))} ago "
+                f"(max_age {fmt_duration(max_age)})",
+                False,
+            )
+        return (
+            False,
+            f"the last dry run {last['id']} is {fmt_duration(age)} old, older "
+            f"than max_age {fmt_duration(max_age)}: {hint} again",
+            False,
+        )
     if rows:
-        return False, f"the last dry run {rows[0]['id']} was of another version of the " \
-            f"action (it changed since; the dry run is void): {hint} again", False
-    return False, f"no successful dry run of this action with these params: {hint} " \
-        "first", False
+        return (
+            False,
+            f"the last dry run {rows[0]['id']} was of another version of the "
+            f"action (it changed since; the dry run is void): {hint} again",
+            False,
+        )
+    return False, f"no successful dry run of this action with these params: {hint} first", False
 
 
 def claim_holder(ctx: Context, key: str, window: float | None) -> dict[str, Any] | None:
@@ -295,13 +327,20 @@ def _idempotent(ctx: Context, name: str, gate: dict[str, Any], env: Any) -> Verd
         "started": "it is still running",
         "rolling_back": "it is being rolled back",
         "succeeded": f"`warden rollback {xid}` frees it"
-        + (f", or wait until its window of {fmt_duration(float(window))} passes"
-           if window is not None else ""),
+        + (
+            f", or wait until its window of {fmt_duration(float(window))} passes"
+            if window is not None
+            else ""
+        ),
         "partial": f"`warden recover {xid}` frees it",
         "interrupted": f"`warden recover {xid}` frees it",
     }[status]
-    return False, f"idempotency key {key!r} is held by execution {xid} ({status}, " \
-        f"{iso(float(holder['started']))}): {free}", False
+    return (
+        False,
+        f"idempotency key {key!r} is held by execution {xid} ({status}, "
+        f"{iso(float(holder['started']))}): {free}",
+        False,
+    )
 
 
 def _time_window(ctx: Context, name: str, gate: dict[str, Any], env: Any) -> Verdict:
@@ -329,12 +368,15 @@ def _hm(minutes: Any, default: str) -> str:
 
 
 def _command(ctx: Context, name: str, gate: dict[str, Any], env: Any) -> Verdict:
-    argv = [render_key(p, ctx.input, f"gate {name!r}: run[{i}]")
-            for i, p in enumerate(gate.get("run") or [])]
+    argv = [
+        render_key(p, ctx.input, f"gate {name!r}: run[{i}]")
+        for i, p in enumerate(gate.get("run") or [])
+    ]
     timeout = float(gate.get("timeout", 600))
     want = int(gate.get("exit_code", 0))
-    r = execute.run_process(argv, env=dict(os.environ), cwd=str(ctx.engine.root),
-                            timeout=timeout, interruptible=False)
+    r = execute.run_process(
+        argv, env=dict(os.environ), cwd=str(ctx.engine.root), timeout=timeout, interruptible=False
+    )
     shown = " ".join(argv)
     if r.error or r.timed_out:
         return False, r.why(f"`{shown}`", timeout), False
@@ -370,16 +412,20 @@ _KINDS = {
 
 def has_action_rules(plan: dict[str, Any]) -> bool:
     """Whether any rule can apply to ``event: action`` inputs."""
-    return any(not r.get("events") or "action" in r["events"]
-               for sc in plan.get("scopes", []) for r in sc.get("rules", []))
+    return any(
+        not r.get("events") or "action" in r["events"]
+        for sc in plan.get("scopes", [])
+        for r in sc.get("rules", [])
+    )
 
 
 def _rules(ctx: Context) -> GateResult | None:
     engine = ctx.engine
     if not has_action_rules(engine.plan):
         return None
-    decision = engine.evaluate(ctx.input, now=ctx.now, mode="enforce",
-                               side_effects=ctx.side_effects)
+    decision = engine.evaluate(
+        ctx.input, now=ctx.now, mode="enforce", side_effects=ctx.side_effects
+    )
     ctx.decision = decision
     deciding = decision.matched[0]["policy"] if decision.matched else "policies"
     blocking = True
@@ -389,8 +435,14 @@ def _rules(ctx: Context) -> GateResult | None:
         if ctx.phase != "run":
             blocking = False
         passed, detail, needs = _approved(ctx, 1, None)
-        return GateResult(deciding, "policy", passed, f"{decision.reason} ({detail})",
-                          blocking, needs_approval=needs)
+        return GateResult(
+            deciding,
+            "policy",
+            passed,
+            f"{decision.reason} ({detail})",
+            blocking,
+            needs_approval=needs,
+        )
     return GateResult(deciding, "policy", True, decision.reason)
 
 
@@ -439,4 +491,3 @@ def fmt_duration(seconds: float) -> str:
 
 def _short(h: str) -> str:
     return h[:15] + "…" if len(h) > 16 else h
-

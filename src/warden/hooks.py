@@ -82,10 +82,18 @@ CLAUDE_EVENTS: dict[str, str] = {
     "WorktreeRemove": NONE,
 }
 # Events whose hookSpecificOutput takes additionalContext (the rest get systemMessage).
-CONTEXT_EVENTS = frozenset({
-    "PreToolUse", "UserPromptSubmit", "PostToolUse", "PostToolUseFailure", "SessionStart",
-    "Setup", "Notification", "SubagentStart",
-})
+CONTEXT_EVENTS = frozenset(
+    {
+        "PreToolUse",
+        "UserPromptSubmit",
+        "PostToolUse",
+        "PostToolUseFailure",
+        "SessionStart",
+        "Setup",
+        "Notification",
+        "SubagentStart",
+    }
+)
 # Events whose stdout means something else (the worktree path): never print JSON there.
 NO_JSON_EVENTS = frozenset({"WorktreeCreate"})
 
@@ -161,8 +169,12 @@ def read_pointer(start: str) -> dict[str, Any] | None:
 
 def write_pointer(start: str, engine: Any) -> None:
     """Remember this valid plan's hash and on_error (written only when they change)."""
-    record = {"start": os.path.abspath(start), "root": str(engine.root),
-              "plan": engine.plan_hash, "on_error": _on_error_value(engine.settings)}
+    record = {
+        "start": os.path.abspath(start),
+        "root": str(engine.root),
+        "plan": engine.plan_hash,
+        "on_error": _on_error_value(engine.settings),
+    }
     if read_pointer(start) == record:
         return
     path = _pointer_path(start)
@@ -230,8 +242,10 @@ def compact(value: Any, limit: int = MAX_RECORDED_STRING) -> Any:
         if len(value) <= limit:
             return value
         half = limit // 2
-        return (f"{value[:half]}\n[... {len(value) - 2 * half} characters not recorded by "
-                f"warden ...]\n{value[-half:]}")
+        return (
+            f"{value[:half]}\n[... {len(value) - 2 * half} characters not recorded by "
+            f"warden ...]\n{value[-half:]}"
+        )
     if isinstance(value, dict):
         return {k: compact(v, limit) for k, v in value.items()}
     if isinstance(value, list):
@@ -356,8 +370,11 @@ def error_reply(exc: BaseException | str, mode: str, inp: dict[str, Any] | None 
     if mode == "allow":
         note = f"{line} (on_error: allow, so this call was not checked)"
         return Reply(_dump({"systemMessage": _cap(note)}), note + "\n", 0)
-    if inp is not None and inp.get("hook_event_name") in STOP_EVENTS and \
-            inp.get("stop_hook_active") is True:
+    if (
+        inp is not None
+        and inp.get("hook_event_name") in STOP_EVENTS
+        and inp.get("stop_hook_active") is True
+    ):
         return Reply("{}\n", f"{line} (not blocking: stop_hook_active)\n", 0)
     return Reply("", f"{line} (on_error: deny)\n", 2)
 
@@ -369,14 +386,18 @@ def failed_side_effects(decision: Any) -> list[str]:
     out = []
     for e in getattr(decision, "side_effects", None) or []:
         detail = str(e.get("detail", ""))
-        if e.get("kind") == "run" and not e.get("ok") and detail.startswith(
-                ("could not start", "internal error")):
+        if (
+            e.get("kind") == "run"
+            and not e.get("ok")
+            and detail.startswith(("could not start", "internal error"))
+        ):
             out.append(f"then: of {e.get('policy')}: {detail}")
     return out
 
 
-def side_effect_failure_reply(decision: Any, inp: dict[str, Any], failed: list[str],
-                              mode: str) -> Reply:
+def side_effect_failure_reply(
+    decision: Any, inp: dict[str, Any], failed: list[str], mode: str
+) -> Reply:
     """A side effect failed: ``on_error`` decides, never more lenient than the decision
     itself (deny: a deny stays a deny, anything else becomes one; allow: the decision stands,
     and the failure is said on stderr and as a systemMessage)."""
@@ -392,8 +413,7 @@ def side_effect_failure_reply(decision: Any, inp: dict[str, Any], failed: list[s
         except ValueError:
             doc = {}
         if isinstance(doc, dict):
-            doc["systemMessage"] = _cap("\n".join(filter(None, [doc.get("systemMessage"),
-                                                                 note])))
+            doc["systemMessage"] = _cap("\n".join(filter(None, [doc.get("systemMessage"), note])))
             reply.stdout = _dump(doc)
     return reply
 
@@ -405,9 +425,14 @@ def read_stdin() -> bytes:
     return data
 
 
-def run_claude(raw: bytes | None = None, *, environ: Any = None,
-               policies: list[str] | None = None, user: bool = True,
-               server: str | None = None) -> Reply:
+def run_claude(
+    raw: bytes | None = None,
+    *,
+    environ: Any = None,
+    policies: list[str] | None = None,
+    user: bool = True,
+    server: str | None = None,
+) -> Reply:
     """Answer one Claude Code hook event. Never raises; exit code 0 or 2 only."""
     start = os.getcwd()
     engine: Any = None
@@ -435,8 +460,9 @@ def run_claude(raw: bytes | None = None, *, environ: Any = None,
         decision = evaluate_hook(engine, inp)
         failed = failed_side_effects(decision)
         if failed:
-            return side_effect_failure_reply(decision, inp, failed,
-                                             on_error_mode(engine, start, environ))
+            return side_effect_failure_reply(
+                decision, inp, failed, on_error_mode(engine, start, environ)
+            )
         return claude_reply(decision, inp)
     except Exception as exc:
         if os.environ.get("WARDEN_DEBUG"):
@@ -470,8 +496,9 @@ def ask_server(url: str, raw: bytes, environ: Any = None) -> Reply | None:
     token = environ.get("WARDEN_TOKEN")
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(url.rstrip("/") + "/v1/hook/claude", data=raw,
-                                     headers=headers, method="POST")
+    request = urllib.request.Request(
+        url.rstrip("/") + "/v1/hook/claude", data=raw, headers=headers, method="POST"
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             body = json.loads(response.read())
@@ -507,8 +534,9 @@ def _peek(raw: bytes | None) -> dict[str, Any] | None:
 # -------------------------------------------------------------------------- generic
 
 
-def run_generic(raw: bytes, *, environ: Any = None, policies: list[str] | None = None,
-                user: bool = True) -> tuple[dict[str, Any], int]:
+def run_generic(
+    raw: bytes, *, environ: Any = None, policies: list[str] | None = None, user: bool = True
+) -> tuple[dict[str, Any], int]:
     """The generic adapter: plain input object in, decision document out, exit code from
     the table (errors raise WardenError: 65 bad input, 78 bad policy)."""
     from warden.engine import parse_input
@@ -518,8 +546,9 @@ def run_generic(raw: bytes, *, environ: Any = None, policies: list[str] | None =
     inp = parse_input(raw)
     engine = load_engine(start, policies, user)
     if engine is None:
-        raise PolicyError(Problem(f"no policy files found (no warden.yaml or .warden/*.yaml "
-                                  f"at or above {start})"))
+        raise PolicyError(
+            Problem(f"no policy files found (no warden.yaml or .warden/*.yaml at or above {start})")
+        )
     try:
         decision = evaluate_hook(engine, inp)
     finally:
@@ -539,8 +568,9 @@ def hook_entry(command: str = HOOK_COMMAND, matcher: str | None = None) -> dict[
     return entry
 
 
-def snippet(command: str = HOOK_COMMAND,
-            events: list[tuple[str, str | None]] | None = None) -> dict[str, Any]:
+def snippet(
+    command: str = HOOK_COMMAND, events: list[tuple[str, str | None]] | None = None
+) -> dict[str, Any]:
     """The ``hooks`` block warden adds to a Claude Code settings file."""
     return {"hooks": {ev: [hook_entry(command, m)] for ev, m in (events or INSTALL_EVENTS)}}
 
@@ -553,26 +583,32 @@ def _is_warden(hook: Any, command: str) -> bool:
         return False
     words = cmd.split()
     return cmd.strip() == command.strip() or (
-        len(words) >= 3 and os.path.basename(words[0]) == "warden" and words[1:3] ==
-        ["hook", "claude"])
+        len(words) >= 3
+        and os.path.basename(words[0]) == "warden"
+        and words[1:3] == ["hook", "claude"]
+    )
 
 
-def merge_settings(settings: dict[str, Any], command: str = HOOK_COMMAND,
-                   events: list[tuple[str, str | None]] | None = None) -> list[str]:
+def merge_settings(
+    settings: dict[str, Any],
+    command: str = HOOK_COMMAND,
+    events: list[tuple[str, str | None]] | None = None,
+) -> list[str]:
     """Add the warden hook for each event unless one is already there. Returns the events
     it was added to; every other key and hook is kept as it was."""
     from warden.errors import InputError
 
     hooks = settings.setdefault("hooks", {})
     if not isinstance(hooks, dict):
-        raise InputError("the settings file's \"hooks\" is not an object")
+        raise InputError('the settings file\'s "hooks" is not an object')
     added = []
     for event, matcher in events or INSTALL_EVENTS:
         groups = hooks.setdefault(event, [])
         if not isinstance(groups, list):
             raise InputError(f"the settings file's hooks.{event} is not a list")
         present = any(
-            isinstance(g, dict) and isinstance(g.get("hooks"), list)
+            isinstance(g, dict)
+            and isinstance(g.get("hooks"), list)
             and any(_is_warden(h, command) for h in g["hooks"])
             for g in groups
         )
@@ -596,8 +632,9 @@ def settings_path(user: bool, environ: Any = None) -> str:
     return os.path.join(str(root) if root is not None else start, ".claude", "settings.json")
 
 
-def install_claude(path: str, command: str = HOOK_COMMAND,
-                   events: list[tuple[str, str | None]] | None = None) -> list[str]:
+def install_claude(
+    path: str, command: str = HOOK_COMMAND, events: list[tuple[str, str | None]] | None = None
+) -> list[str]:
     """Merge the warden hooks into the settings file at ``path`` (atomically)."""
     from warden.errors import InputError
 
@@ -615,8 +652,10 @@ def install_claude(path: str, command: str = HOOK_COMMAND,
         try:
             settings = json.loads(text)
         except ValueError as exc:
-            raise InputError(f"{path}: not valid JSON ({exc}); fix it, or use --print and "
-                             "merge the snippet by hand") from None
+            raise InputError(
+                f"{path}: not valid JSON ({exc}); fix it, or use --print and "
+                "merge the snippet by hand"
+            ) from None
         if not isinstance(settings, dict):
             raise InputError(f"{path}: expected a JSON object at the top")
     added = merge_settings(settings, command, events)
@@ -675,8 +714,15 @@ def summarize(data: dict[str, Any]) -> str:
         return f"{data.get('key')} = {json.dumps(data.get('value'), ensure_ascii=False)}"
     ti = data.get("tool_input")
     if isinstance(ti, dict):
-        for key in ("command", "file_path", "notebook_path", "url", "pattern", "query",
-                    "description"):
+        for key in (
+            "command",
+            "file_path",
+            "notebook_path",
+            "url",
+            "pattern",
+            "query",
+            "description",
+        ):
             value = ti.get(key)
             if isinstance(value, str) and value:
                 return _short(value)
@@ -695,5 +741,4 @@ def _short(text: str, limit: int = 100) -> str:
 def iso(ts: float) -> str:
     from datetime import UTC, datetime
 
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace(
-        "+00:00", "Z")
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -206,8 +206,7 @@ class _Builder:
         try:
             return _scalar(node)
         except ValueError:  # an integer beyond Python's digit limit
-            raise self.fail(node, f"number too large ({len(node.value):,} characters)") \
-                from None
+            raise self.fail(node, f"number too large ({len(node.value):,} characters)") from None
 
     def _key(self, node: Any) -> Any:
         import yaml
@@ -260,23 +259,29 @@ def _check_aliases(root: Any, file: str) -> None:
             distinct += 1
             if size > MAX_NODES or (size > MAX_ALIAS_EXPANSION and size > 10 * distinct):
                 line, col = _mark(node)
-                raise PolicyError(Problem(
-                    "document too large: aliases expand to more than "
-                    f"{min(size, MAX_NODES):,} values (alias bomb?)", file, line, col))
+                raise PolicyError(
+                    Problem(
+                        "document too large: aliases expand to more than "
+                        f"{min(size, MAX_NODES):,} values (alias bomb?)",
+                        file,
+                        line,
+                        col,
+                    )
+                )
             continue
         if key in sizes:
             continue
         if key in active:
             line, col = _mark(node)
-            raise PolicyError(Problem("recursive alias: a node contains itself", file, line,
-                                      col))
+            raise PolicyError(Problem("recursive alias: a node contains itself", file, line, col))
         active.add(key)
         stack.append((node, True))
         for c in children:
             if id(c) in active and not isinstance(c, yaml.ScalarNode):
                 line, col = _mark(c)
-                raise PolicyError(Problem("recursive alias: a node contains itself", file,
-                                          line, col))
+                raise PolicyError(
+                    Problem("recursive alias: a node contains itself", file, line, col)
+                )
             if id(c) not in sizes:
                 stack.append((c, False))
 
@@ -329,9 +334,7 @@ def parse_yaml(
         _check_aliases(node, file)
         builder = _Builder(file, string_keys=string_keys)
         data = builder.build(node)
-        docs.append(
-            Document(file, data, builder.positions, builder.key_positions, _mark(node)[0])
-        )
+        docs.append(Document(file, data, builder.positions, builder.key_positions, _mark(node)[0]))
     return docs
 
 
@@ -381,8 +384,9 @@ def _json_document(raw: bytes, name: str) -> Document:
     except UnicodeDecodeError as exc:
         raise PolicyError(Problem(f"not valid UTF-8 (byte {exc.start})", name)) from None
     except json.JSONDecodeError as exc:
-        raise PolicyError(Problem(f"invalid JSON: {exc.msg}", name, exc.lineno, exc.colno)) \
-            from None
+        raise PolicyError(
+            Problem(f"invalid JSON: {exc.msg}", name, exc.lineno, exc.colno)
+        ) from None
     except (ValueError, RecursionError) as exc:
         raise PolicyError(Problem(f"invalid JSON: {exc}", name)) from None
     try:

@@ -69,8 +69,9 @@ def regex(pattern: str, *, ignore_case: bool = False, full: bool = False) -> Any
 
 
 # Characters that are themselves in RE2 syntax (outside a class, without the x flag).
-_LITERAL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-                     " _-/:=@,%~!#&;<>'\"`")
+_LITERAL = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 _-/:=@,%~!#&;<>'\"`"
+)
 
 
 def _contains_text(literal: str) -> Callable[[str], Any]:
@@ -177,13 +178,15 @@ def _compare(cmp: str, ic: bool) -> Callable[[Any, Any], bool]:
         return lambda v, t: _contains(v, t, ic)
     if cmp == "starts_with":
         if ic:
-            return lambda v, t: isinstance(v, str) and isinstance(t, str) and _fold(v).startswith(
-                _fold(t))
+            return lambda v, t: (
+                isinstance(v, str) and isinstance(t, str) and _fold(v).startswith(_fold(t))
+            )
         return lambda v, t: isinstance(v, str) and isinstance(t, str) and v.startswith(t)
     if cmp == "ends_with":
         if ic:
-            return lambda v, t: isinstance(v, str) and isinstance(t, str) and _fold(v).endswith(
-                _fold(t))
+            return lambda v, t: (
+                isinstance(v, str) and isinstance(t, str) and _fold(v).endswith(_fold(t))
+            )
         return lambda v, t: isinstance(v, str) and isinstance(t, str) and v.endswith(t)
     ops: dict[str, Callable[[Any, Any], bool]] = {
         "gt": lambda a, b: a > b,
@@ -264,13 +267,13 @@ def _build_field(node: dict[str, Any]) -> Pred:
     if cmp in ("matches", "glob"):
         rx = regex(node["regex"], ignore_case=ic, full=cmp == "glob")
         if paths.STAR not in segments:
+
             def single(env: Env, subj: Any) -> bool:
                 v = _lookup(subj, segments)
                 return isinstance(v, str) and rx(v) is not None
 
             return single
-        return lambda env, subj: any(isinstance(v, str) and rx(v) is not None
-                                     for v in values(subj))
+        return lambda env, subj: any(isinstance(v, str) and rx(v) is not None for v in values(subj))
     compare = _compare(cmp, ic)
     if cmp == "in":
         getters = [_target(item) for item in node["items"]]
@@ -310,8 +313,7 @@ def _build_exists(segments: list[str], want: bool) -> Pred:
     prefix, tail = segments[: last + 1], segments[last + 1 :]
 
     def pred(env: Env, subj: Any) -> bool:
-        return any((paths.get(e, tail) is not MISSING) == want
-                   for e in paths.resolve(subj, prefix))
+        return any((paths.get(e, tail) is not MISSING) == want for e in paths.resolve(subj, prefix))
 
     return pred
 
@@ -352,8 +354,9 @@ def _build_env(node: dict[str, Any]) -> Pred:
         return lambda env, subj: env.environ.get(name) == want
     if "matches" in node:
         rx = regex(node["matches"])
-        return lambda env, subj: (v := env.environ.get(name)) is not None and rx(
-            utf8_text(v)) is not None
+        return lambda env, subj: (
+            (v := env.environ.get(name)) is not None and rx(utf8_text(v)) is not None
+        )
     want_exists = node.get("exists", True)
     return lambda env, subj: (name in env.environ) == want_exists
 
@@ -573,8 +576,7 @@ def _re2_escape(text: str) -> str:
     return text.translate(_RE2_ESCAPES)
 
 
-_RE2_ESCAPES = {c: "\\" + chr(c) for c in range(128)
-                if not (chr(c).isalnum() or chr(c) == "_")}
+_RE2_ESCAPES = {c: "\\" + chr(c) for c in range(128) if not (chr(c).isalnum() or chr(c) == "_")}
 
 
 @dataclass
@@ -689,8 +691,9 @@ class Scope:
                     per_field[segs] = per_field.get(segs, 0) + 1
         usable = {segs for segs, n in per_field.items() if n >= MIN_GROUP}
         while True:  # a rule is screened only when every one of its screens has a set
-            screened = [i for i in numbers
-                        if i in entries and all(e[0] in usable for e in entries[i])]
+            screened = [
+                i for i in numbers if i in entries and all(e[0] in usable for e in entries[i])
+            ]
             by_field: dict[tuple[str, ...], list[tuple[int, str, bool]]] = {}
             for i in screened:
                 for segs, pat, exact in entries[i]:
@@ -702,15 +705,22 @@ class Scope:
                 if matcher is None:
                     failed = segs
                     break
-                groups.append(Group(list(segs), matcher, [m[0] for m in members],
-                                    [m[2] for m in members], len(members)))
+                groups.append(
+                    Group(
+                        list(segs),
+                        matcher,
+                        [m[0] for m in members],
+                        [m[2] for m in members],
+                        len(members),
+                    )
+                )
             if failed is None:
                 break
             usable.discard(failed)  # fall back to checking those rules one by one
         done = set(screened)
         plain = [self.rule(i) for i in numbers if i not in done]
-        return Candidates(plain, groups, any(len(entries[i]) > 1 for i in screened),
-                          self.rule)
+        return Candidates(plain, groups, any(len(entries[i]) > 1 for i in screened), self.rule)
+
 
 def _build_set(patterns: list[str]) -> Any:
     import re2
@@ -776,10 +786,7 @@ class Runtime:
         event, tool = event_and_tool(inp)
         results = [self._scope(scope, env, event, tool) for scope in self.scopes]
         agent_event = event not in NON_AGENT_EVENTS
-        decided = [
-            r for r in results
-            if r.decision is not None and (r.hard or agent_event)
-        ]
+        decided = [r for r in results if r.decision is not None and (r.hard or agent_event)]
         warns = [w for r in results for w in r.warns]
         if not decided:
             default = self.settings.get("default", "allow") if agent_event else "allow"
@@ -809,8 +816,11 @@ class Runtime:
                 hard.append(rule)
         decision: str | None = scope.default
         if hard:
-            decision = hard[0].effect if first_match else max(
-                (r.effect for r in hard), key=STRICTNESS.__getitem__)
+            decision = (
+                hard[0].effect
+                if first_match
+                else max((r.effect for r in hard), key=STRICTNESS.__getitem__)
+            )
         return ScopeResult(scope.name, decision, hard, warns)
 
     # -------------------------------------------------------------- explain
@@ -823,14 +833,16 @@ class Runtime:
             for i in range(len(scope.specs)):
                 rule = scope.rule(i)
                 applied, detail = self._explain_rule(rule, env, event, tool)
-                out.append({
-                    "policy": rule.name,
-                    "effect": rule.effect,
-                    "scope": scope.name,
-                    "source": rule.spec["source"],
-                    "applied": applied,
-                    "detail": detail,
-                })
+                out.append(
+                    {
+                        "policy": rule.name,
+                        "effect": rule.effect,
+                        "scope": scope.name,
+                        "source": rule.spec["source"],
+                        "applied": applied,
+                        "detail": detail,
+                    }
+                )
         return out
 
     def _explain_rule(self, rule: Rule, env: Env, event: Any, tool: Any) -> tuple[bool, str]:
@@ -907,8 +919,12 @@ def _target_text(node: dict[str, Any]) -> str:
 def _value_text(node: dict[str, Any]) -> str:
     if "tpl" not in node:
         return paths.to_text(node.get("value"))
-    return "".join(p.replace("{", "{{").replace("}", "}}") if isinstance(p, str)
-                   else "{" + paths.join_path(p) + "}" for p in node["tpl"])
+    return "".join(
+        p.replace("{", "{{").replace("}", "}}")
+        if isinstance(p, str)
+        else "{" + paths.join_path(p) + "}"
+        for p in node["tpl"]
+    )
 
 
 def witness(node: dict[str, Any] | None, env: Env, subj: Any) -> tuple[str | int, ...] | None:

@@ -416,8 +416,14 @@ def _hooks() -> Any:
         from warden import hooks
     except ImportError:
         return None
-    needed = ("evaluate_hook", "claude_reply", "error_reply", "_on_error_value",
-              "failed_side_effects", "side_effect_failure_reply")
+    needed = (
+        "evaluate_hook",
+        "claude_reply",
+        "error_reply",
+        "_on_error_value",
+        "failed_side_effects",
+        "side_effect_failure_reply",
+    )
     return hooks if all(callable(getattr(hooks, n, None)) for n in needed) else None
 
 

@@ -250,21 +250,73 @@ def _loads(text: str) -> Any:
 
 
 EXECUTION_COLUMNS = (
-    "id", "action", "action_hash", "plan_hash", "params", "params_key", "status", "exit_code",
-    "actor", "proposal_id", "idem_key", "rate_keys", "started", "ended", "pid", "pid_start",
-    "root", "reasons", "gates", "detail",
+    "id",
+    "action",
+    "action_hash",
+    "plan_hash",
+    "params",
+    "params_key",
+    "status",
+    "exit_code",
+    "actor",
+    "proposal_id",
+    "idem_key",
+    "rate_keys",
+    "started",
+    "ended",
+    "pid",
+    "pid_start",
+    "root",
+    "reasons",
+    "gates",
+    "detail",
 )
 STEP_COLUMNS = (
-    "execution_id", "idx", "name", "kind", "status", "started", "ended", "duration_ms",
-    "exit_code", "stdout", "stderr", "detail", "snapshots", "undo", "child", "rollback",
+    "execution_id",
+    "idx",
+    "name",
+    "kind",
+    "status",
+    "started",
+    "ended",
+    "duration_ms",
+    "exit_code",
+    "stdout",
+    "stderr",
+    "detail",
+    "snapshots",
+    "undo",
+    "child",
+    "rollback",
 )
 PROPOSAL_COLUMNS = (
-    "id", "action", "action_hash", "plan_hash", "params", "params_key", "proposer", "status",
-    "required", "created", "updated", "note", "dry_run_id", "execution_id", "detail",
+    "id",
+    "action",
+    "action_hash",
+    "plan_hash",
+    "params",
+    "params_key",
+    "proposer",
+    "status",
+    "required",
+    "created",
+    "updated",
+    "note",
+    "dry_run_id",
+    "execution_id",
+    "detail",
 )
 APPROVAL_COLUMNS = ("id", "proposal_id", "kind", "actor", "ts", "note", "action_hash")
 DRY_RUN_COLUMNS = (
-    "id", "action", "params_key", "action_hash", "plan_hash", "ts", "actor", "ok", "detail",
+    "id",
+    "action",
+    "params_key",
+    "action_hash",
+    "plan_hash",
+    "ts",
+    "actor",
+    "ok",
+    "detail",
 )
 _JSON_COLUMNS = {
     "executions": frozenset({"params", "rate_keys", "reasons", "gates", "detail"}),
@@ -543,8 +595,14 @@ class Store:
             values,
         )
 
-    def _update(self, table: str, columns: tuple[str, ...], where: str,
-                key: Sequence[Any], fields: dict[str, Any]) -> int:
+    def _update(
+        self,
+        table: str,
+        columns: tuple[str, ...],
+        where: str,
+        key: Sequence[Any],
+        fields: dict[str, Any],
+    ) -> int:
         unknown = set(fields) - set(columns)
         if unknown:
             raise StateError(f"unknown {table} column(s): {', '.join(sorted(unknown))}")
@@ -555,12 +613,16 @@ class Store:
         values = [_encode(table, c, fields[c]) for c in names]
         return int(self._exec(sql, [*values, *key]).rowcount)
 
-    def _select(self, table: str, columns: tuple[str, ...], where: str = "1",
-                params: Sequence[Any] = (), tail: str = "") -> list[dict[str, Any]]:
-        rows = self._rows(f"SELECT {', '.join(columns)} FROM {table} WHERE {where} {tail}",
-                          params)
-        return [{c: _decode(table, c, v) for c, v in zip(columns, r, strict=True)}
-                for r in rows]
+    def _select(
+        self,
+        table: str,
+        columns: tuple[str, ...],
+        where: str = "1",
+        params: Sequence[Any] = (),
+        tail: str = "",
+    ) -> list[dict[str, Any]]:
+        rows = self._rows(f"SELECT {', '.join(columns)} FROM {table} WHERE {where} {tail}", params)
+        return [{c: _decode(table, c, v) for c, v in zip(columns, r, strict=True)} for r in rows]
 
     def execution_insert(self, row: dict[str, Any]) -> None:
         """Journal one execution (or aborted attempt); `row` keys are executions columns."""
@@ -570,20 +632,35 @@ class Store:
         """Update columns of one execution. Returns the number of rows changed (0 or 1)."""
         return self._update("executions", EXECUTION_COLUMNS, "id = ?", (execution_id,), fields)
 
-    def execution_set_status(self, execution_id: str, expected: Sequence[str],
-                             **fields: Any) -> bool:
+    def execution_set_status(
+        self, execution_id: str, expected: Sequence[str], **fields: Any
+    ) -> bool:
         """Update an execution only while its status is one of `expected` (compare-and-set)."""
         marks = ", ".join("?" for _ in expected)
-        return self._update("executions", EXECUTION_COLUMNS, f"id = ? AND status IN ({marks})",
-                            (execution_id, *expected), fields) > 0
+        return (
+            self._update(
+                "executions",
+                EXECUTION_COLUMNS,
+                f"id = ? AND status IN ({marks})",
+                (execution_id, *expected),
+                fields,
+            )
+            > 0
+        )
 
     def execution_get(self, execution_id: str) -> dict[str, Any] | None:
         """One execution row, or None."""
         rows = self._select("executions", EXECUTION_COLUMNS, "id = ?", (execution_id,))
         return rows[0] if rows else None
 
-    def executions(self, *, action: str | None = None, statuses: Sequence[str] | None = None,
-                   since: float | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    def executions(
+        self,
+        *,
+        action: str | None = None,
+        statuses: Sequence[str] | None = None,
+        since: float | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
         """Executions, newest first, filtered by action, status and start time."""
         where, params = ["1"], []  # type: list[str], list[Any]
         if action is not None:
@@ -607,30 +684,40 @@ class Store:
 
     def step_update(self, execution_id: str, idx: int, **fields: Any) -> int:
         """Update columns of one step."""
-        return self._update("execution_steps", STEP_COLUMNS, "execution_id = ? AND idx = ?",
-                            (execution_id, int(idx)), fields)
+        return self._update(
+            "execution_steps",
+            STEP_COLUMNS,
+            "execution_id = ? AND idx = ?",
+            (execution_id, int(idx)),
+            fields,
+        )
 
     def steps(self, execution_id: str) -> list[dict[str, Any]]:
         """The journalled steps of one execution, in order."""
-        return self._select("execution_steps", STEP_COLUMNS, "execution_id = ?",
-                            (execution_id,), "ORDER BY idx")
+        return self._select(
+            "execution_steps", STEP_COLUMNS, "execution_id = ?", (execution_id,), "ORDER BY idx"
+        )
 
     def rate_count(self, key: str, since: float) -> int:
         """Rate-limit slots taken for `key` at or after `since`."""
-        rows = self._rows("SELECT COUNT(*) FROM rate_slots WHERE key = ? AND ts >= ?",
-                          (key, float(since)))
+        rows = self._rows(
+            "SELECT COUNT(*) FROM rate_slots WHERE key = ? AND ts >= ?", (key, float(since))
+        )
         return int(rows[0][0])
 
     def rate_oldest(self, key: str, since: float) -> float | None:
         """Time of the oldest slot for `key` still inside the window (when one frees up)."""
-        rows = self._rows("SELECT MIN(ts) FROM rate_slots WHERE key = ? AND ts >= ?",
-                          (key, float(since)))
+        rows = self._rows(
+            "SELECT MIN(ts) FROM rate_slots WHERE key = ? AND ts >= ?", (key, float(since))
+        )
         return None if rows[0][0] is None else float(rows[0][0])
 
     def rate_take(self, key: str, ts: float, execution_id: str) -> None:
         """Take one rate-limit slot (call inside the transaction that checked the count)."""
-        self._exec("INSERT INTO rate_slots (key, ts, execution_id) VALUES (?, ?, ?)",
-                   (key, float(ts), execution_id))
+        self._exec(
+            "INSERT INTO rate_slots (key, ts, execution_id) VALUES (?, ?, ?)",
+            (key, float(ts), execution_id),
+        )
 
     def idem_get(self, key: str) -> dict[str, Any] | None:
         """The claim on an idempotency key: {key, execution_id, ts}, or None."""
@@ -648,8 +735,12 @@ class Store:
 
     def idem_release(self, key: str, execution_id: str) -> bool:
         """Free a key, but only if `execution_id` still holds it."""
-        return self._exec("DELETE FROM idem_claims WHERE key = ? AND execution_id = ?",
-                          (key, execution_id)).rowcount > 0
+        return (
+            self._exec(
+                "DELETE FROM idem_claims WHERE key = ? AND execution_id = ?", (key, execution_id)
+            ).rowcount
+            > 0
+        )
 
     def proposal_insert(self, row: dict[str, Any]) -> None:
         """Store one proposal."""
@@ -659,20 +750,32 @@ class Store:
         """Update columns of one proposal."""
         return self._update("proposals", PROPOSAL_COLUMNS, "id = ?", (proposal_id,), fields)
 
-    def proposal_set_status(self, proposal_id: str, expected: Sequence[str],
-                            **fields: Any) -> bool:
+    def proposal_set_status(self, proposal_id: str, expected: Sequence[str], **fields: Any) -> bool:
         """Update a proposal only while its status is one of `expected` (compare-and-set)."""
         marks = ", ".join("?" for _ in expected)
-        return self._update("proposals", PROPOSAL_COLUMNS, f"id = ? AND status IN ({marks})",
-                            (proposal_id, *expected), fields) > 0
+        return (
+            self._update(
+                "proposals",
+                PROPOSAL_COLUMNS,
+                f"id = ? AND status IN ({marks})",
+                (proposal_id, *expected),
+                fields,
+            )
+            > 0
+        )
 
     def proposal_get(self, proposal_id: str) -> dict[str, Any] | None:
         """One proposal, or None."""
         rows = self._select("proposals", PROPOSAL_COLUMNS, "id = ?", (proposal_id,))
         return rows[0] if rows else None
 
-    def proposals(self, *, action: str | None = None, params_key: str | None = None,
-                  statuses: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    def proposals(
+        self,
+        *,
+        action: str | None = None,
+        params_key: str | None = None,
+        statuses: Sequence[str] | None = None,
+    ) -> list[dict[str, Any]]:
         """Proposals, newest first, filtered by action, params and status."""
         where, params = ["1"], []  # type: list[str], list[Any]
         if action is not None:
@@ -684,11 +787,17 @@ class Store:
         if statuses:
             where.append(f"status IN ({', '.join('?' for _ in statuses)})")
             params.extend(statuses)
-        return self._select("proposals", PROPOSAL_COLUMNS, " AND ".join(where), params,
-                            "ORDER BY created DESC, rowid DESC")
+        return self._select(
+            "proposals",
+            PROPOSAL_COLUMNS,
+            " AND ".join(where),
+            params,
+            "ORDER BY created DESC, rowid DESC",
+        )
 
-    def approval_insert(self, proposal_id: str, kind: str, actor: str, ts: float, note: str,
-                        action_hash: str) -> int:
+    def approval_insert(
+        self, proposal_id: str, kind: str, actor: str, ts: float, note: str, action_hash: str
+    ) -> int:
         """Record an approval or rejection; a second approval by one actor raises StateError."""
         cursor = self._exec(
             "INSERT INTO approvals (proposal_id, kind, actor, ts, note, action_hash)"
@@ -699,8 +808,9 @@ class Store:
 
     def approvals(self, proposal_id: str) -> list[dict[str, Any]]:
         """Approvals and rejections of one proposal, oldest first."""
-        return self._select("approvals", APPROVAL_COLUMNS, "proposal_id = ?", (proposal_id,),
-                            "ORDER BY id")
+        return self._select(
+            "approvals", APPROVAL_COLUMNS, "proposal_id = ?", (proposal_id,), "ORDER BY id"
+        )
 
     def dry_run_insert(self, row: dict[str, Any]) -> None:
         """Record one dry run."""
@@ -711,13 +821,17 @@ class Store:
         rows = self._select("dry_runs", DRY_RUN_COLUMNS, "id = ?", (dry_run_id,))
         return rows[0] if rows else None
 
-    def dry_runs(self, action: str, params_key: str, *, ok: bool = True,
-                 limit: int = 20) -> list[dict[str, Any]]:
+    def dry_runs(
+        self, action: str, params_key: str, *, ok: bool = True, limit: int = 20
+    ) -> list[dict[str, Any]]:
         """Recent dry runs of an action with these params, newest first."""
-        return self._select("dry_runs", DRY_RUN_COLUMNS,
-                            "action = ? AND params_key = ? AND ok = ?",
-                            (action, params_key, 1 if ok else 0, int(limit)),
-                            "ORDER BY ts DESC, rowid DESC LIMIT ?")
+        return self._select(
+            "dry_runs",
+            DRY_RUN_COLUMNS,
+            "action = ? AND params_key = ? AND ok = ?",
+            (action, params_key, 1 if ok else 0, int(limit)),
+            "ORDER BY ts DESC, rowid DESC LIMIT ?",
+        )
 
     # -- lifecycle --------------------------------------------------------------------------
 

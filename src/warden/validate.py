@@ -29,8 +29,20 @@ TOOL_INPUT_FIELDS: dict[str, set[str]] = {
     "MultiEdit": {"file_path", "edits"},
     "NotebookEdit": {"notebook_path", "new_source", "cell_id", "cell_type", "edit_mode"},
     "Glob": {"pattern", "path"},
-    "Grep": {"pattern", "path", "glob", "type", "output_mode", "head_limit", "multiline",
-             "-i", "-n", "-A", "-B", "-C"},
+    "Grep": {
+        "pattern",
+        "path",
+        "glob",
+        "type",
+        "output_mode",
+        "head_limit",
+        "multiline",
+        "-i",
+        "-n",
+        "-A",
+        "-B",
+        "-C",
+    },
     "WebFetch": {"url", "prompt"},
     "WebSearch": {"query", "allowed_domains", "blocked_domains"},
     "Task": {"description", "prompt", "subagent_type"},
@@ -67,9 +79,11 @@ def schema_problems(doc: Document, name: str = "warden") -> list[Problem]:
 def _merge_misspelt_required(problems: list[Problem]) -> list[Problem]:
     """``efect: deny`` is one mistake, not two: drop "missing required key 'effect'" when
     the same object has "unknown key 'efect' (did you mean 'effect'?)"."""
-    hinted = {(p.path.rpartition(".")[0] if "." in p.path else "", p.message.rsplit("'", 2)[-2])
-              for p in problems
-              if p.message.startswith("unknown key ") and "(did you mean '" in p.message}
+    hinted = {
+        (p.path.rpartition(".")[0] if "." in p.path else "", p.message.rsplit("'", 2)[-2])
+        for p in problems
+        if p.message.startswith("unknown key ") and "(did you mean '" in p.message
+    }
     out = []
     for p in problems:
         if p.message.startswith("missing required key '"):
@@ -183,10 +197,16 @@ def _explain(error: Any, doc: Document) -> list[Problem]:
             consts = [error.validator_value]
         if consts is not None:
             shown = ", ".join(json.dumps(c) for c in consts)
-            got = json.dumps(error.instance) if _scalarish(error.instance) else _type_name(
-                error.instance)
-            hint = _hint(str(error.instance), [str(c) for c in consts]) if isinstance(
-                error.instance, str) else ""
+            got = (
+                json.dumps(error.instance)
+                if _scalarish(error.instance)
+                else _type_name(error.instance)
+            )
+            hint = (
+                _hint(str(error.instance), [str(c) for c in consts])
+                if isinstance(error.instance, str)
+                else ""
+            )
             return [_at(doc, path, f"{got} is not allowed here; expected one of: {shown}{hint}")]
         if error.context:
             from jsonschema.exceptions import best_match
@@ -202,8 +222,14 @@ def _explain(error: Any, doc: Document) -> list[Problem]:
         friendly = _PATTERN_HINTS.get(error.validator_value)
         if friendly is not None:
             return [_at(doc, path, friendly.format(json.dumps(error.instance)))]
-        return [_at(doc, path, f"{json.dumps(error.instance)} does not match the required "
-                               f"pattern {error.validator_value}")]
+        return [
+            _at(
+                doc,
+                path,
+                f"{json.dumps(error.instance)} does not match the required "
+                f"pattern {error.validator_value}",
+            )
+        ]
     if v == "dependencies":
         return [_at(doc, path, error.message.replace("is a dependency of", "is required by"))]
     if v == "not" and isinstance(error.validator_value, dict):
@@ -213,10 +239,9 @@ def _explain(error: Any, doc: Document) -> list[Problem]:
 
 _PATTERN_HINTS = {
     "^([0-9]+(ms|s|m|h|d|w))+$": "not a duration: {} (use e.g. 30s, 10m, 1h30m, 7d)",
-    "^([01][0-9]|2[0-3]):[0-5][0-9]$": "not a time of day: {} (use HH:MM, 24-hour, e.g. "
-                                       "\"09:00\")",
+    "^([01][0-9]|2[0-3]):[0-5][0-9]$": 'not a time of day: {} (use HH:MM, 24-hour, e.g. "09:00")',
     "^[a-z0-9][a-z0-9_.-]*$": "invalid name {}: names use lowercase letters, digits, '_', "
-                              "'.', '-' and start with a letter or digit",
+    "'.', '-' and start with a letter or digit",
 }
 
 
@@ -227,8 +252,10 @@ def _scalarish(value: Any) -> bool:
 def _name_message(error: Any) -> str:
     inst = error.instance
     if isinstance(inst, str):
-        return (f"invalid name {inst!r}: names use lowercase letters, digits, '_', '.', '-' "
-                "and start with a letter or digit")
+        return (
+            f"invalid name {inst!r}: names use lowercase letters, digits, '_', '.', '-' "
+            "and start with a letter or digit"
+        )
     return str(error.message)
 
 
@@ -256,27 +283,38 @@ def field_warnings(plan: dict[str, Any]) -> list[Problem]:
     for scope in plan.get("scopes", []):
         for rule in scope.get("rules", []):
             tools = rule.get("tools")
-            if not tools or not all(t in TOOL_INPUT_FIELDS for t in tools) or not rule.get(
-                    "when"):
+            if not tools or not all(t in TOOL_INPUT_FIELDS for t in tools) or not rule.get("when"):
                 continue
             known = set.union(*(TOOL_INPUT_FIELDS[t] for t in tools))
             for node in _field_nodes(rule["when"]):
                 seg = node["path"]
-                if len(seg) >= 2 and seg[0] == "tool_input" and seg[1] not in known \
-                        and seg[1] != "*":
+                if (
+                    len(seg) >= 2
+                    and seg[0] == "tool_input"
+                    and seg[1] not in known
+                    and seg[1] != "*"
+                ):
                     hint = _hint(seg[1], sorted(known))
                     hint = hint.replace("(did you mean '", "(did you mean 'tool_input.")
-                    problems.append(_problem_at(
-                        node["at"],
-                        f"{'/'.join(tools)} has no field tool_input.{seg[1]}{hint}",
-                    ))
+                    problems.append(
+                        _problem_at(
+                            node["at"],
+                            f"{'/'.join(tools)} has no field tool_input.{seg[1]}{hint}",
+                        )
+                    )
     return problems + event_field_warnings(plan) + event_warnings(plan)
 
 
 # Top-level fields of the inputs of known events (Claude Code hook events; `file` for
 # `warden check`; `action` for `warden run`).
-_COMMON_FIELDS = {"session_id", "transcript_path", "cwd", "hook_event_name", "permission_mode",
-                  "event"}
+_COMMON_FIELDS = {
+    "session_id",
+    "transcript_path",
+    "cwd",
+    "hook_event_name",
+    "permission_mode",
+    "event",
+}
 EVENT_FIELDS: dict[str, set[str]] = {
     "PreToolUse": {"tool_name", "tool_input", "tool_use_id"},
     "PostToolUse": {"tool_name", "tool_input", "tool_response", "tool_use_id"},
@@ -309,18 +347,34 @@ def event_field_warnings(plan: dict[str, Any]) -> list[Problem]:
                     continue
                 close = difflib.get_close_matches(first, known, n=1, cutoff=0.75)
                 if close:
-                    problems.append(_problem_at(
-                        node["at"], f"{'/'.join(events)} input has no field {first!r} "
-                                    f"(did you mean {close[0]!r}?)"))
+                    problems.append(
+                        _problem_at(
+                            node["at"],
+                            f"{'/'.join(events)} input has no field {first!r} "
+                            f"(did you mean {close[0]!r}?)",
+                        )
+                    )
     return problems
 
 
 # Event names warden knows (Claude Code hook events, `file`, `action`, `record`): a rule
 # naming an event close to one of these, but not one of them, gets a "did you mean" warning
 # (custom event names stay allowed).
-KNOWN_EVENTS = ("PreToolUse", "PostToolUse", "PostToolUseFailure", "UserPromptSubmit",
-                "Notification", "Stop", "SubagentStop", "PreCompact", "SessionStart",
-                "SessionEnd", "file", "action", "record")
+KNOWN_EVENTS = (
+    "PreToolUse",
+    "PostToolUse",
+    "PostToolUseFailure",
+    "UserPromptSubmit",
+    "Notification",
+    "Stop",
+    "SubagentStop",
+    "PreCompact",
+    "SessionStart",
+    "SessionEnd",
+    "file",
+    "action",
+    "record",
+)
 
 
 def event_warnings(plan: dict[str, Any]) -> list[Problem]:
@@ -336,9 +390,13 @@ def event_warnings(plan: dict[str, Any]) -> list[Problem]:
                 if not close:
                     continue
                 at = _event_position(rule["source"], docs) or rule["source"]
-                problems.append(_problem_at(
-                    at, f"unknown event {event!r} (did you mean {close[0]!r}?); "
-                        "the rule never applies to it"))
+                problems.append(
+                    _problem_at(
+                        at,
+                        f"unknown event {event!r} (did you mean {close[0]!r}?); "
+                        "the rule never applies to it",
+                    )
+                )
     return problems
 
 

@@ -19,29 +19,47 @@ from warden.errors import PolicyError, UsageError
 FORMATS = ("text", "json")
 
 
-def _fmt(p: argparse.ArgumentParser, choices: tuple[str, ...] = FORMATS,
-         default: str = "text") -> None:
-    p.add_argument("--format", choices=choices, default=default,
-                   help=f"output format (default: {default})")
+def _fmt(
+    p: argparse.ArgumentParser, choices: tuple[str, ...] = FORMATS, default: str = "text"
+) -> None:
+    p.add_argument(
+        "--format", choices=choices, default=default, help=f"output format (default: {default})"
+    )
 
 
 def _actor(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--actor", metavar="NAME",
-                   help="who is acting, for the audit trail (default: the OS user)")
+    p.add_argument(
+        "--actor", metavar="NAME", help="who is acting, for the audit trail (default: the OS user)"
+    )
 
 
 def _params(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-p", "--param", dest="params", action="append", default=[],
-                   metavar="KEY=VALUE", help="a parameter (repeatable); the value is coerced "
-                   "to the type the action's params schema declares, else read as a YAML "
-                   "scalar")
-    p.add_argument("--params-file", metavar="FILE",
-                   help="params from a YAML/JSON file (- for stdin); -p values override")
+    p.add_argument(
+        "-p",
+        "--param",
+        dest="params",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a parameter (repeatable); the value is coerced "
+        "to the type the action's params schema declares, else read as a YAML "
+        "scalar",
+    )
+    p.add_argument(
+        "--params-file",
+        metavar="FILE",
+        help="params from a YAML/JSON file (- for stdin); -p values override",
+    )
     p.add_argument("--params-json", metavar="JSON", help="params as one JSON object")
 
 
-def _common(p: argparse.ArgumentParser, *, actor: bool = True,
-            formats: tuple[str, ...] = FORMATS, default: str = "text") -> None:
+def _common(
+    p: argparse.ArgumentParser,
+    *,
+    actor: bool = True,
+    formats: tuple[str, ...] = FORMATS,
+    default: str = "text",
+) -> None:
     add_policy_options(p)
     _fmt(p, formats, default)
     if actor:
@@ -50,33 +68,44 @@ def _common(p: argparse.ArgumentParser, *, actor: bool = True,
 
 def register(sub: Any) -> None:
     r = sub.add_parser(
-        "run", help="run a guarded action (gates, steps, rollback)",
+        "run",
+        help="run a guarded action (gates, steps, rollback)",
         description="Run ACTION if every gate passes: params are validated, gates and "
         "event: action rules evaluated, then the steps run with rollback on failure. Exit 0 "
         "succeeded, 2 blocked (nothing ran), 3 needs approval (a proposal was created), 5 "
         "failed and rolled back, 6 failed and not fully rolled back, 65 bad params/template/"
-        "path.")
+        "path.",
+    )
     r.add_argument("action", nargs="?", metavar="ACTION")
     _params(r)
-    r.add_argument("--dry-run", action="store_true",
-                   help="evaluate the gates and run only the steps' dry_run commands")
+    r.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="evaluate the gates and run only the steps' dry_run commands",
+    )
     r.add_argument("--proposal", metavar="ID", help="run an approved proposal")
     _common(r)
     r.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("propose", help="propose an action run for approval",
-                       description="Dry-run ACTION and store a proposal (exit 0, prints its "
-                       "id). Others approve it with `warden approve ID --by NAME`; then "
-                       "`warden run --proposal ID`.")
+    p = sub.add_parser(
+        "propose",
+        help="propose an action run for approval",
+        description="Dry-run ACTION and store a proposal (exit 0, prints its "
+        "id). Others approve it with `warden approve ID --by NAME`; then "
+        "`warden run --proposal ID`.",
+    )
     p.add_argument("action", metavar="ACTION")
     _params(p)
     _common(p)
     p.set_defaults(func=cmd_propose)
 
-    a = sub.add_parser("approve", help="approve a proposal",
-                       description="Approve proposal ID. The proposer cannot approve their "
-                       "own proposal, nobody can approve twice, and an approval is void once "
-                       "the action changed. Exit 2 when refused.")
+    a = sub.add_parser(
+        "approve",
+        help="approve a proposal",
+        description="Approve proposal ID. The proposer cannot approve their "
+        "own proposal, nobody can approve twice, and an approval is void once "
+        "the action changed. Exit 2 when refused.",
+    )
     a.add_argument("id", metavar="ID")
     a.add_argument("--by", required=True, metavar="NAME", help="who approves")
     a.add_argument("--note", default="", help="a note for the audit trail")
@@ -108,12 +137,18 @@ def register(sub: Any) -> None:
     _common(x, actor=False)
     x.set_defaults(func=cmd_actions_list)
 
-    h = sub.add_parser("history", help="past runs (executions)",
-                       description="Executions, newest first. A run found started whose "
-                       "warden process is gone is shown as interrupted.")
+    h = sub.add_parser(
+        "history",
+        help="past runs (executions)",
+        description="Executions, newest first. A run found started whose "
+        "warden process is gone is shown as interrupted.",
+    )
     h.add_argument("--action", metavar="NAME")
-    h.add_argument("--status", metavar="STATUS",
-                   help="succeeded, rolled_back, partial, aborted, interrupted, started")
+    h.add_argument(
+        "--status",
+        metavar="STATUS",
+        help="succeeded, rolled_back, partial, aborted, interrupted, started",
+    )
     h.add_argument("--since", metavar="WHEN", help="a duration (1d, 2h) or an ISO 8601 time")
     h.add_argument("--limit", type=int, default=50)
     _common(h, actor=False)
@@ -124,17 +159,23 @@ def register(sub: Any) -> None:
     _common(s, actor=False)
     s.set_defaults(func=cmd_show)
 
-    b = sub.add_parser("rollback", help="roll back a succeeded execution",
-                       description="Undo a succeeded execution from its journal and backups "
-                       "(steps in reverse). Exit 0 rolled back, 6 not fully rolled back.")
+    b = sub.add_parser(
+        "rollback",
+        help="roll back a succeeded execution",
+        description="Undo a succeeded execution from its journal and backups "
+        "(steps in reverse). Exit 0 rolled back, 6 not fully rolled back.",
+    )
     b.add_argument("id", metavar="ID")
     _common(b)
     b.set_defaults(func=cmd_rollback)
 
-    v = sub.add_parser("recover", help="recover interrupted (or partial) executions",
-                       description="Kill the process group an interrupted run left behind and "
-                       "roll back what it did. Without ID: every interrupted execution. Exit 0 "
-                       "recovered (or nothing to do), 6 not fully rolled back.")
+    v = sub.add_parser(
+        "recover",
+        help="recover interrupted (or partial) executions",
+        description="Kill the process group an interrupted run left behind and "
+        "roll back what it did. Without ID: every interrupted execution. Exit 0 "
+        "recovered (or nothing to do), 6 not fully rolled back.",
+    )
     v.add_argument("id", nargs="?", metavar="ID")
     _common(v)
     v.set_defaults(func=cmd_recover)
@@ -150,13 +191,20 @@ def register(sub: Any) -> None:
     _common(m)
     m.set_defaults(func=cmd_mode)
 
-    u = sub.add_parser("audit", help="verify or export the hash-chained audit trail",
-                       description="verify: exit 0 when the chain is intact, else print the "
-                       "first bad record and exit 1. export: every record (jsonl).")
+    u = sub.add_parser(
+        "audit",
+        help="verify or export the hash-chained audit trail",
+        description="verify: exit 0 when the chain is intact, else print the "
+        "first bad record and exit 1. export: every record (jsonl).",
+    )
     u.add_argument("op", choices=("verify", "export"))
     add_policy_options(u)
-    u.add_argument("--format", choices=("text", "json", "jsonl"), default=None,
-                   help="verify: text|json (default text); export: jsonl|json (default jsonl)")
+    u.add_argument(
+        "--format",
+        choices=("text", "json", "jsonl"),
+        default=None,
+        help="verify: text|json (default text); export: jsonl|json (default jsonl)",
+    )
     u.set_defaults(func=cmd_audit)
 
 
@@ -182,14 +230,23 @@ def _bare_engine(exc: PolicyError) -> Any:
     from warden.engine import Engine
     from warden.load import find_project_root
 
-    plan: dict[str, Any] = {"format": 1, "settings": dict(DEFAULT_SETTINGS), "scopes": [],
-                            "actions": {}, "gates": {}, "sources": []}
+    plan: dict[str, Any] = {
+        "format": 1,
+        "settings": dict(DEFAULT_SETTINGS),
+        "scopes": [],
+        "actions": {},
+        "gates": {},
+        "sources": [],
+    }
     plan["hash"] = plan_hash(plan)
     root = find_project_root(os.getcwd()) or Path.cwd()
     engine = Engine(plan, root)
     first = str(exc).splitlines()[0] if str(exc) else "no policies"
-    print(f"warden: warning: policies not loaded ({first}); using the state at "
-          f"{engine.state_location()}", file=sys.stderr)
+    print(
+        f"warden: warning: policies not loaded ({first}); using the state at "
+        f"{engine.state_location()}",
+        file=sys.stderr,
+    )
     return engine
 
 
@@ -229,11 +286,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             params = None
             if given:
                 if args.action is None:
-                    raise UsageError("--proposal runs the proposal's own params; do not "
-                                     "give -p, --params-file or --params-json with it")
+                    raise UsageError(
+                        "--proposal runs the proposal's own params; do not "
+                        "give -p, --params-file or --params-json with it"
+                    )
                 params = _params_of(args, s.action(args.action))
-            out = actions.run(s, args.action, params, dry_run=args.dry_run,
-                              proposal_id=args.proposal)
+            out = actions.run(
+                s, args.action, params, dry_run=args.dry_run, proposal_id=args.proposal
+            )
         else:
             if args.action is None:
                 raise UsageError("warden run: name an ACTION (or give --proposal ID)")
@@ -329,8 +389,10 @@ def cmd_actions_show(args: argparse.Namespace) -> int:
     out.append("  gates:" + ("" if doc["gates"] else " none"))
     for g in doc["gates"]:
         rest = {k: v for k, v in g.items() if k not in ("name", "kind")}
-        out.append(f"    {g.get('name')} ({g.get('kind')})"
-                   + (f" {json.dumps(rest, ensure_ascii=False)}" if rest else ""))
+        out.append(
+            f"    {g.get('name')} ({g.get('kind')})"
+            + (f" {json.dumps(rest, ensure_ascii=False)}" if rest else "")
+        )
     out.append("  steps:")
     for i, st in enumerate(doc["steps"], 1):
         body = {k: v for k, v in st.items() if k not in ("name", "kind")}
@@ -346,8 +408,9 @@ def cmd_history(args: argparse.Namespace) -> int:
 
     s = _session(args, state_only=True)
     try:
-        out = actions.history(s, action=args.action, status=args.status, since=args.since,
-                              limit=args.limit)
+        out = actions.history(
+            s, action=args.action, status=args.status, since=args.since, limit=args.limit
+        )
         return _emit(args, out, _history_text)
     finally:
         s.close()
@@ -360,8 +423,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     try:
         out = actions.show(s, args.id)
         kind = out.doc.get("kind")
-        text = _proposal_text if kind == "proposal" else (
-            _dry_run_text if out.doc.get("dry_run") else _execution_text)
+        text = (
+            _proposal_text
+            if kind == "proposal"
+            else (_dry_run_text if out.doc.get("dry_run") else _execution_text)
+        )
         return _emit(args, out, text)
     finally:
         s.close()
@@ -446,15 +512,17 @@ def cmd_audit(args: argparse.Namespace) -> int:
                 print_json(records)
             else:
                 for rec in records:
-                    sys.stdout.write(json.dumps(rec, ensure_ascii=False,
-                                                separators=(",", ":")) + "\n")
+                    sys.stdout.write(
+                        json.dumps(rec, ensure_ascii=False, separators=(",", ":")) + "\n"
+                    )
             return 0
         fmt = args.format or "text"
         if fmt == "jsonl":
             raise UsageError("audit verify: --format text or json")
         if store is None:
-            out = actions.Outcome({"id": "audit", "ok": True, "count": 0,
-                                   "first_bad_seq": None, "problem": ""})
+            out = actions.Outcome(
+                {"id": "audit", "ok": True, "count": 0, "first_bad_seq": None, "problem": ""}
+            )
         else:
             out = actions.audit_verify(store)
         if fmt == "json":
@@ -462,8 +530,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
         elif out.doc["ok"]:
             print(f"audit trail intact: {out.doc['count']} records")
         else:
-            print(f"audit trail BROKEN: {out.doc['problem']} "
-                  f"({out.doc['count']} records intact before it)")
+            print(
+                f"audit trail BROKEN: {out.doc['problem']} "
+                f"({out.doc['count']} records intact before it)"
+            )
         code: int = out.exit_code
         return code
     finally:
@@ -493,8 +563,9 @@ def _decision_text(doc: dict[str, Any]) -> list[str]:
         lines.append(f"execution {ex['id']}: {ex['status']}{took}")
     p = doc.get("proposal")
     if p:
-        lines.append(f"proposal {p['id']}: {p['status']} "
-                     f"({len(p['approvals'])}/{p['required']} approvals)")
+        lines.append(
+            f"proposal {p['id']}: {p['status']} ({len(p['approvals'])}/{p['required']} approvals)"
+        )
     return lines
 
 
@@ -502,8 +573,10 @@ def _steps_text(steps: list[dict[str, Any]]) -> list[str]:
     lines = []
     for st in steps:
         took = f"{st['duration_ms']:.0f} ms" if st.get("duration_ms") is not None else ""
-        lines.append(f"  step  {st['idx'] + 1}. {st['name']} ({st['kind']}): {st['status']} "
-                     f"{took} {st.get('detail', '')}".rstrip())
+        lines.append(
+            f"  step  {st['idx'] + 1}. {st['name']} ({st['kind']}): {st['status']} "
+            f"{took} {st.get('detail', '')}".rstrip()
+        )
         if st["status"] != "ok" and (st.get("stderr") or st.get("stdout")):
             last = (st.get("stderr") or st.get("stdout") or "").strip().splitlines()
             if last:
@@ -515,8 +588,10 @@ def _steps_text(steps: list[dict[str, Any]]) -> list[str]:
 
 
 def _execution_text(ex: dict[str, Any]) -> list[str]:
-    lines = [f"{ex['id']}  {ex['action']}  {ex['status']} (exit {ex.get('exit_code')})  "
-             f"by {ex['actor']} at {ex['started']}"]
+    lines = [
+        f"{ex['id']}  {ex['action']}  {ex['status']} (exit {ex.get('exit_code')})  "
+        f"by {ex['actor']} at {ex['started']}"
+    ]
     lines.append(f"  params: {json.dumps(ex['params'], ensure_ascii=False)}")
     if ex.get("proposal"):
         lines.append(f"  proposal: {ex['proposal']}")
@@ -528,8 +603,9 @@ def _execution_text(ex: dict[str, Any]) -> list[str]:
     lines.extend(_steps_text(ex.get("steps", [])))
     for st in ex.get("steps", []):
         for snap in st.get("snapshots", []):
-            lines.append(f"  file  {snap['path']}: {_snap(snap.get('before'))} -> "
-                         f"{_snap(snap.get('after'))}")
+            lines.append(
+                f"  file  {snap['path']}: {_snap(snap.get('before'))} -> {_snap(snap.get('after'))}"
+            )
     return lines
 
 
@@ -544,27 +620,35 @@ def _snap(s: Any) -> str:
 def _dry_run_text(doc: dict[str, Any]) -> list[str]:
     lines = [f"{doc['id']}  dry run of {doc['action']}: {doc['status']} at {doc['time']}"]
     for st in doc.get("steps", []):
-        lines.append(f"  would {st['idx'] + 1}. {st['name']}: {st['would']}"
-                     + (f" [dry_run: {st['detail']}]" if st.get("exit_code") is not None
-                        else ""))
+        lines.append(
+            f"  would {st['idx'] + 1}. {st['name']}: {st['would']}"
+            + (f" [dry_run: {st['detail']}]" if st.get("exit_code") is not None else "")
+        )
     for w in doc.get("would_block", []):
         lines.append(f"  a real run would still need: {w}")
     return lines
 
 
 def _proposal_text(p: dict[str, Any]) -> list[str]:
-    lines = [f"{p['id']}  proposal to run {p['action']}: {p['status']} "
-             f"({len(p['approvals'])}/{p['required']} approvals), proposed by {p['proposer']}"]
+    lines = [
+        f"{p['id']}  proposal to run {p['action']}: {p['status']} "
+        f"({len(p['approvals'])}/{p['required']} approvals), proposed by {p['proposer']}"
+    ]
     lines.append(f"  params: {json.dumps(p['params'], ensure_ascii=False)}")
     for a in p["approvals"]:
-        lines.append(f"  approved by {a['by']} at {a['time']}"
-                     + (f": {a['note']}" if a["note"] else ""))
+        lines.append(
+            f"  approved by {a['by']} at {a['time']}" + (f": {a['note']}" if a["note"] else "")
+        )
     for a in p["rejections"]:
-        lines.append(f"  rejected by {a['by']} at {a['time']}"
-                     + (f": {a['note']}" if a["note"] else ""))
+        lines.append(
+            f"  rejected by {a['by']} at {a['time']}" + (f": {a['note']}" if a["note"] else "")
+        )
     if p["status"] in ("pending", "approved"):
-        nxt = (f"warden run --proposal {p['id']}" if p["status"] == "approved"
-               else f"warden approve {p['id']} --by NAME")
+        nxt = (
+            f"warden run --proposal {p['id']}"
+            if p["status"] == "approved"
+            else f"warden approve {p['id']} --by NAME"
+        )
         lines.append(f"  next: {nxt}")
     return lines
 
@@ -576,6 +660,8 @@ def _history_text(doc: dict[str, Any]) -> list[str]:
     out = []
     for ex in rows:
         why = f"  {ex['reasons'][0]}" if ex.get("reasons") else ""
-        out.append(f"{ex['id']}  {ex['started']}  {ex['action']:<16} {ex['status']:<12} "
-                   f"{ex['actor']}{why}"[:200])
+        out.append(
+            f"{ex['id']}  {ex['started']}  {ex['action']:<16} {ex['status']:<12} "
+            f"{ex['actor']}{why}"[:200]
+        )
     return out

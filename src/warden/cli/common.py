@@ -15,19 +15,36 @@ if TYPE_CHECKING:
 
 def add_policy_options(p: argparse.ArgumentParser, *, user_default: bool = True) -> None:
     """``--policy PATH`` (repeatable) and the user-policy switch (DESIGN §2)."""
-    p.add_argument("-P", "--policy", action="append", default=None, metavar="PATH",
-                   help="policy file or directory (repeatable); replaces project discovery")
+    p.add_argument(
+        "-P",
+        "--policy",
+        action="append",
+        default=None,
+        metavar="PATH",
+        help="policy file or directory (repeatable); replaces project discovery",
+    )
     if user_default:
-        p.add_argument("--no-user-policies", dest="user_policies", action="store_false",
-                       default=True, help="ignore $XDG_CONFIG_HOME/warden/*.yaml")
+        p.add_argument(
+            "--no-user-policies",
+            dest="user_policies",
+            action="store_false",
+            default=True,
+            help="ignore $XDG_CONFIG_HOME/warden/*.yaml",
+        )
     else:
-        p.add_argument("--user-policies", dest="user_policies", action="store_true",
-                       default=False, help="also load $XDG_CONFIG_HOME/warden/*.yaml")
+        p.add_argument(
+            "--user-policies",
+            dest="user_policies",
+            action="store_true",
+            default=False,
+            help="also load $XDG_CONFIG_HOME/warden/*.yaml",
+        )
 
 
 def add_format(p: argparse.ArgumentParser, choices: tuple[str, ...], default: str) -> None:
-    p.add_argument("--format", choices=choices, default=default,
-                   help=f"output format (default: {default})")
+    p.add_argument(
+        "--format", choices=choices, default=default, help=f"output format (default: {default})"
+    )
 
 
 def print_json(doc: Any, *, pretty: bool = True) -> None:

@@ -10,9 +10,12 @@ from warden.cli.common import add_policy_options
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("compile", help="compile policies into a plan (JSON)",
-                       description="Validate and compile the policy set into a deterministic "
-                       "plan document (schema/plan.schema.json); warms the plan cache.")
+    p = sub.add_parser(
+        "compile",
+        help="compile policies into a plan (JSON)",
+        description="Validate and compile the policy set into a deterministic "
+        "plan document (schema/plan.schema.json); warms the plan cache.",
+    )
     p.add_argument("-o", "--output", metavar="FILE", help="write the plan here (default: stdout)")
     add_policy_options(p)
     p.set_defaults(func=run)
@@ -51,6 +54,9 @@ def run(args: argparse.Namespace) -> int:
         os.replace(tmp, target)
     except OSError as exc:
         raise UsageError(f"cannot write {args.output}: {exc.strerror}") from None
-    print(f"wrote {args.output} ({loaded.plan['hash']}, "
-          f"{sum(len(s['rules']) for s in loaded.plan['scopes'])} rules)", file=sys.stderr)
+    print(
+        f"wrote {args.output} ({loaded.plan['hash']}, "
+        f"{sum(len(s['rules']) for s in loaded.plan['scopes'])} rules)",
+        file=sys.stderr,
+    )
     return 0

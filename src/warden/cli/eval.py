@@ -13,24 +13,30 @@ if TYPE_CHECKING:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-i", "--input", metavar="FILE", help="input JSON file, or - for stdin "
-                   "(default: stdin)")
+    p.add_argument(
+        "-i", "--input", metavar="FILE", help="input JSON file, or - for stdin (default: stdin)"
+    )
     p.add_argument("--plan", metavar="FILE", help="evaluate a plan written by `warden compile`")
     add_policy_options(p)
 
 
 def register(sub: Any) -> None:
-    e = sub.add_parser("eval", help="evaluate one input, print the decision",
-                       description="Evaluate one JSON input against the policies and print the "
-                       "decision document. Exit 0 allow, 2 deny, 3 ask (0 in observe mode).")
+    e = sub.add_parser(
+        "eval",
+        help="evaluate one input, print the decision",
+        description="Evaluate one JSON input against the policies and print the "
+        "decision document. Exit 0 allow, 2 deny, 3 ask (0 in observe mode).",
+    )
     _common(e)
     add_format(e, ("json", "text"), "json")
-    e.add_argument("--fail-on-warn", action="store_true", help="exit 4 when allowed with "
-                   "warnings")
+    e.add_argument("--fail-on-warn", action="store_true", help="exit 4 when allowed with warnings")
     e.set_defaults(func=run_eval)
-    x = sub.add_parser("explain", help="evaluate one input and show every rule's verdict",
-                       description="Like eval, and for every rule: whether it applied and "
-                       "which condition decided that.")
+    x = sub.add_parser(
+        "explain",
+        help="evaluate one input and show every rule's verdict",
+        description="Like eval, and for every rule: whether it applied and "
+        "which condition decided that.",
+    )
     _common(x)
     add_format(x, ("text", "json"), "text")
     x.set_defaults(func=run_explain)
@@ -69,8 +75,10 @@ def format_text(doc: dict[str, Any]) -> str:
         mark = "pass" if g["passed"] else "FAIL"
         lines.append(f"  gate     {g['name']} ({g['kind']}): {mark} {g['detail']}")
     for s in doc.get("side_effects", []):
-        lines.append(f"  effect   {s['policy']} {s['kind']}: {'ok' if s['ok'] else 'FAILED'} "
-                     f"{s.get('detail', '')}")
+        lines.append(
+            f"  effect   {s['policy']} {s['kind']}: {'ok' if s['ok'] else 'FAILED'} "
+            f"{s.get('detail', '')}"
+        )
     return "\n".join(lines)
 
 

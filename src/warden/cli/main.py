@@ -124,15 +124,27 @@ def _hook_claude() -> int:
     return code
 
 
-_EVAL_VALUES = {"--input": "input", "-i": "input", "--plan": "plan", "--policy": "policy",
-                "-P": "policy", "--format": "format"}
+_EVAL_VALUES = {
+    "--input": "input",
+    "-i": "input",
+    "--plan": "plan",
+    "--policy": "policy",
+    "-P": "policy",
+    "--format": "format",
+}
 
 
 def _eval_args(args: list[str]) -> argparse.Namespace | None:
     from types import SimpleNamespace
 
-    ns: dict[str, object] = {"input": None, "plan": None, "policy": None, "format": "json",
-                             "fail_on_warn": False, "user_policies": True}
+    ns: dict[str, object] = {
+        "input": None,
+        "plan": None,
+        "policy": None,
+        "format": "json",
+        "fail_on_warn": False,
+        "user_policies": True,
+    }
     policies: list[str] = []
     i = 0
     while i < len(args):

@@ -10,8 +10,11 @@ NAMES = {"policy": "warden", "test": "warden-test", "decision": "decision", "pla
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("schema", help="print a JSON Schema",
-                       description="Print one of the JSON Schemas warden ships.")
+    p = sub.add_parser(
+        "schema",
+        help="print a JSON Schema",
+        description="Print one of the JSON Schemas warden ships.",
+    )
     p.add_argument("name", nargs="?", default="policy", choices=sorted(NAMES))
     p.set_defaults(func=run_schema)
     h = sub.add_parser("help", help="reference pages (exit-codes)")

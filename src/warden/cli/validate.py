@@ -14,9 +14,12 @@ from warden.load import TEST_SUFFIX, Source, discover, find_project_root, projec
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("validate", help="check policy files against the schema and semantics",
-                       description="Check policy (and test) files: schema and semantic errors, "
-                       "every one as file:line:col. Exit 0 when valid, 78 otherwise.")
+    p = sub.add_parser(
+        "validate",
+        help="check policy files against the schema and semantics",
+        description="Check policy (and test) files: schema and semantic errors, "
+        "every one as file:line:col. Exit 0 when valid, 78 otherwise.",
+    )
     p.add_argument("paths", nargs="*", help="policy files or directories (default: the project)")
     p.add_argument("--strict", action="store_true", help="treat warnings as errors")
     add_policy_options(p, user_default=False)
@@ -33,8 +36,12 @@ def policy_sets(paths: list[str]) -> tuple[list[list[Source]], list[Path]]:
     for arg in paths:
         p = Path(arg)
         if p.is_dir():
-            roots = sorted({find_project_root(f.parent) or f.parent
-                            for f in [*p.rglob("warden.yaml"), *p.rglob(".warden/*.yaml")]})
+            roots = sorted(
+                {
+                    find_project_root(f.parent) or f.parent
+                    for f in [*p.rglob("warden.yaml"), *p.rglob(".warden/*.yaml")]
+                }
+            )
             files = [f for r in roots for f in project_files(r)]
             if not files:
                 files = sorted(f for f in p.glob("*.y*ml") if not f.name.endswith(TEST_SUFFIX))
@@ -82,9 +89,21 @@ def run(args: argparse.Namespace) -> int:
     problems.sort(key=lambda p: p.sort_key())
     errors = [p for p in problems if p.severity == "error"]
     if args.format == "json":
-        doc = {"valid": not errors, "files": files, "problems": [
-            {"file": p.file, "line": p.line, "column": p.column, "severity": p.severity,
-             "message": p.message, "path": p.path} for p in problems]}
+        doc = {
+            "valid": not errors,
+            "files": files,
+            "problems": [
+                {
+                    "file": p.file,
+                    "line": p.line,
+                    "column": p.column,
+                    "severity": p.severity,
+                    "message": p.message,
+                    "path": p.path,
+                }
+                for p in problems
+            ],
+        }
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     else:
         for p in problems:
