@@ -238,6 +238,9 @@ def main() -> int:
                           f"{'ok' if r['audit_ok'] else 'BAD'}")
             print(f"| {r['workload']} | {r['calls']} | {r['wall_s']} | {r['calls_per_s']} | "
                   f"{r['median_ms']} | {r['p99_ms']} | {r['worst_ms']} | {checks} |")
+        for r in out:
+            if r["stderr_sample"]:
+                print(f"{r['workload']}: first unexpected stderr: {r['stderr_sample'].strip()}")
     bad = any(r["database_locked"] or not r["audit_ok"] for r in out) or any(
         r.get("lost_events") for r in out)
     return 1 if bad else 0
