@@ -662,6 +662,21 @@ def check_bench(b: Bench) -> None:
           f"({count / (median(walls) / 1000):.0f} files/s)", flush=True)
 
 
+# ---------------------------------------------------------------------- load bench
+
+
+def load_bench(b: Bench) -> None:
+    """Issue 7's load figures: 16 processes, 2,000 hook calls on one session and 200 guarded
+    runs on one rate-limited, idempotent action (bench/load_bench.py)."""
+    script = HERE / "load_bench.py"
+    proc = subprocess.run([PY, str(script)], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONDONTWRITEBYTECODE": ""}, check=False,
+                          timeout=1200)
+    b.results["load_bench"] = proc.stdout.strip() if proc.returncode == 0 else (
+        f"load_bench.py exited {proc.returncode}: {proc.stderr.strip()[-500:]}")
+    print("  load_bench.py done", flush=True)
+
+
 # ---------------------------------------------------------------------- hook bench
 
 
@@ -878,6 +893,13 @@ def report(b: Bench, info: dict[str, Any]) -> str:
         w("")
         w(r["hook_bench"])
         w("")
+    if "load_bench" in r:
+        w("## Load: 16 processes on one state database (bench/load_bench.py)")
+        w("")
+        w("```")
+        w(r["load_bench"])
+        w("```")
+        w("")
     if b.notes:
         w("## Notes")
         w("")
@@ -1029,6 +1051,7 @@ SECTIONS: dict[str, Callable[[Bench], None]] = {
     "memory": memory,
     "check": check_bench,
     "hook": hook_bench,
+    "load": load_bench,
 }
 
 
