@@ -677,6 +677,19 @@ def load_bench(b: Bench) -> None:
     print("  load_bench.py done", flush=True)
 
 
+def fleet_bench(b: Bench) -> None:
+    """Issue 8's figures: `warden serve` decisions/s and latency at 100 and 10,000 rules, and
+    guarded runs/s on SQLite vs PostgreSQL (bench/fleet_bench.py)."""
+    script = HERE / "fleet_bench.py"
+    args = ["--requests", "4000", "--threads", "1", "4", "--runs", "24"]
+    proc = subprocess.run([PY, str(script), *args], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONDONTWRITEBYTECODE": ""}, check=False,
+                          timeout=1200, cwd=HERE.parent)
+    b.results["fleet_bench"] = proc.stdout.strip() if proc.returncode == 0 else (
+        f"fleet_bench.py exited {proc.returncode}: {proc.stderr.strip()[-500:]}")
+    print("  fleet_bench.py done", flush=True)
+
+
 # ---------------------------------------------------------------------- hook bench
 
 
@@ -893,6 +906,17 @@ def report(b: Bench, info: dict[str, Any]) -> str:
         w("")
         w(r["hook_bench"])
         w("")
+    if "fleet_bench" in r:
+        w("## Fleet: `warden serve` and guarded runs on SQLite vs PostgreSQL "
+          "(bench/fleet_bench.py)")
+        w("")
+        w("OPA publishes about 36 µs median per evaluation of its RBAC example (evaluation "
+          "only); compare the in-process column.")
+        w("")
+        w("```")
+        w(r["fleet_bench"])
+        w("```")
+        w("")
     if "load_bench" in r:
         w("## Load: 16 processes on one state database (bench/load_bench.py)")
         w("")
@@ -1052,6 +1076,7 @@ SECTIONS: dict[str, Callable[[Bench], None]] = {
     "check": check_bench,
     "hook": hook_bench,
     "load": load_bench,
+    "fleet": fleet_bench,
 }
 
 
