@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from warden.compile import FIELD_OPS
 from warden.errors import PolicyError, Problem
 
 TOP = ("version", "settings", "policies", "actions", "gates")
@@ -61,18 +62,7 @@ CONDITION = (
     "any",
     "not",
     "field",
-    "equals",
-    "in",
-    "matches",
-    "glob",
-    "contains",
-    "starts_with",
-    "ends_with",
-    "exists",
-    "gt",
-    "gte",
-    "lt",
-    "lte",
+    *FIELD_OPS,
     "ignore_case",
     "file",
     "env",
