@@ -628,6 +628,19 @@ class Store:
         """Journal one execution (or aborted attempt); `row` keys are executions columns."""
         self._insert("executions", EXECUTION_COLUMNS, row)
 
+    def _set_status(
+        self,
+        table: str,
+        columns: tuple[str, ...],
+        row_id: str,
+        expected: Sequence[str],
+        fields: dict[str, Any],
+    ) -> bool:
+        """Update one row only while its status is one of `expected` (compare-and-set)."""
+        marks = ", ".join("?" for _ in expected)
+        where = f"id = ? AND status IN ({marks})"
+        return self._update(table, columns, where, (row_id, *expected), fields) > 0
+
     def execution_update(self, execution_id: str, **fields: Any) -> int:
         """Update columns of one execution. Returns the number of rows changed (0 or 1)."""
         return self._update("executions", EXECUTION_COLUMNS, "id = ?", (execution_id,), fields)
@@ -636,17 +649,7 @@ class Store:
         self, execution_id: str, expected: Sequence[str], **fields: Any
     ) -> bool:
         """Update an execution only while its status is one of `expected` (compare-and-set)."""
-        marks = ", ".join("?" for _ in expected)
-        return (
-            self._update(
-                "executions",
-                EXECUTION_COLUMNS,
-                f"id = ? AND status IN ({marks})",
-                (execution_id, *expected),
-                fields,
-            )
-            > 0
-        )
+        return self._set_status("executions", EXECUTION_COLUMNS, execution_id, expected, fields)
 
     def execution_get(self, execution_id: str) -> dict[str, Any] | None:
         """One execution row, or None."""
@@ -752,17 +755,7 @@ class Store:
 
     def proposal_set_status(self, proposal_id: str, expected: Sequence[str], **fields: Any) -> bool:
         """Update a proposal only while its status is one of `expected` (compare-and-set)."""
-        marks = ", ".join("?" for _ in expected)
-        return (
-            self._update(
-                "proposals",
-                PROPOSAL_COLUMNS,
-                f"id = ? AND status IN ({marks})",
-                (proposal_id, *expected),
-                fields,
-            )
-            > 0
-        )
+        return self._set_status("proposals", PROPOSAL_COLUMNS, proposal_id, expected, fields)
 
     def proposal_get(self, proposal_id: str) -> dict[str, Any] | None:
         """One proposal, or None."""
