@@ -312,7 +312,7 @@ def main() -> int:
 
 def _postgres() -> tuple[str, Any] | None:
     """A throwaway PostgreSQL server (the test suite's helper) and its stop function."""
-    sys.path.insert(0, str(REPO / "tests" / "fleet"))
+    sys.path[:0] = [str(REPO / "tests" / "fleet"), str(REPO / "tests")]
     try:
         import psycopg  # noqa: F401
         from fleet_helpers import _start_postgres, _stop_postgres, pg_bin_dir

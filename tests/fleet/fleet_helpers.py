@@ -24,7 +24,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 import urllib.error
 import urllib.request
@@ -33,33 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wardentest import DEFAULT_POLICY, bash, write  # noqa: F401 - re-exported for tests/fleet
+
 WARDEN = str(Path(sys.executable).parent / "warden")
 
-DEFAULT_POLICY = """\
-version: 1
-policies:
-  - name: no-rm-rf-root
-    event: PreToolUse
-    tool: Bash
-    when:
-      field: tool_input.command
-      matches: '\\brm\\s+-\\w*r\\w*\\s+/(\\s|$)'
-    effect: deny
-    message: "Refusing to delete /: {tool_input.command}"
-"""
-
-
-def write(path: Path, text: str) -> Path:
-    """Write dedented ``text`` to ``path`` (creating parent directories)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text), encoding="utf-8")
-    return path
-
-
-def bash(command: str, **extra: Any) -> dict[str, Any]:
-    """A Claude Code PreToolUse event for the Bash tool."""
-    return {"hook_event_name": "PreToolUse", "tool_name": "Bash",
-            "tool_input": {"command": command}, **extra}
 _LEAKY = ("WARDEN_NOW", "WARDEN_STATE", "WARDEN_ON_ERROR", "WARDEN_DEBUG", "CLAUDE_PROJECT_DIR",
           "WARDEN_TOKEN")
 
