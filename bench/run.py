@@ -859,7 +859,9 @@ def report(b: Bench, info: dict[str, Any]) -> str:
         w(f"`gen.realistic(1000)` written as block YAML ({c['bytes'] / 1024:,.0f} KiB). Cold = "
           "`warden.load(dir, use_cache=False)`: read, PyYAML C loader with positions, JSON "
           "Schema validation, semantic checks, compile, hash. Warm = `warden.load(dir)` with "
-          "the plan cached: discovery, sha256 of the sources, marshal load, runtime set-up.")
+          "the plan cached: the discovery index (a `stat` of each policy file and directory "
+          "discovery looked at), the cache file read and its CRC-32 checked, the plan head "
+          "unmarshalled (rules stay blobs), runtime set-up.")
         w("")
         w("| | wall ms | CPU ms |")
         w("|---|---:|---:|")
@@ -966,27 +968,28 @@ WHERE_NOTES = [
     "Against Cedar with its policies pre-parsed once, warden is about 35-40x faster at "
     "N = 1,000 (Cedar scans every policy: ~0.9 ms); reaching 100x there needs the API "
     "path under ~9 µs, i.e. those three items.",
-    "**Cold process (target 3).** The cached plan is read with `marshal` and nothing "
-    "parses YAML or validates a schema, so a 100-rule `eval` or `hook` is almost all "
-    "interpreter start-up and imports: `typing`, `dataclasses` (with `inspect`, `ast`, "
-    "`dis`), `pathlib` (with `urllib.parse`), `argparse` (with `gettext`/`locale`, and "
-    "`shutil` for the terminal width while arguments are added: `hook` registers ten "
-    "parsers), `json`, `hashlib` (OpenSSL), `re2`, `datetime`, the stdlib regexes "
-    "compiled at import by `warden.load` and `warden.durations`, and the `@dataclass` "
-    "bodies of `warden.runtime`, `warden.decision`, `warden.load`, `warden.engine`. With "
-    "10,000 rules, `marshal.loads` of the 3.5 MB plan (every rule becomes dicts) and the "
-    "(event, tool) bucket's RE2 set (about 1,400 rules screened, one set compiled) are "
-    "added. To reach 2.5x / 4x: a dedicated entry point for `hook claude` and `eval` that "
-    "imports neither `argparse`, `dataclasses`, `pathlib` nor `typing`; a plan cache that "
-    "stores each rule as its own marshal blob (decoded when its bucket is first used) with "
-    "the screens precomputed at compile time; then the RE2 set compile is the only "
-    "per-process cost that grows with the rule count.",
+    "**Cold process (target 3).** A hook or `eval` process on an unchanged policy set "
+    "opens the discovery index (`$XDG_CACHE_HOME/warden/index/`: the `stat` of every file "
+    "and directory discovery looked at, and the plan key); when nothing changed it reads "
+    "the cached plan directly (no discovery, no reading or hashing of the sources) and "
+    "unmarshals only its head: every rule, and its precomputed RE2 screens, is a separate "
+    "marshal blob decoded when the event's (event, tool) bucket needs it. The hot path "
+    "imports neither `argparse`, `dataclasses`, `typing`, `pathlib`, `json` (the C "
+    "scanner and encoder of `_json` are driven directly: `json.decoder` imports `re` and "
+    "`enum`), `re`, `contextlib`, `hashlib` nor `sqlite3` (when no session state is "
+    "recorded). A group of screens is matched by string methods for its plain-text "
+    "patterns (`contains`, `starts_with`, `ends_with`, `equals`, literal `matches`) on its "
+    "first use, so a one-shot process compiles an RE2 set only of the real regexes; a "
+    "long-lived engine compiles the whole set on the second use. What is left at 100 "
+    "rules is interpreter start-up and the imports of warden's own modules and `re2`; at "
+    "10,000 rules, reading and checking the 4.5 MB cache file, decoding the bucket's "
+    "screens (about 1,400) and compiling one RE2 set of its ~250 regexes.",
     "**Compile (target 4).** A cold compile is PyYAML's C parser composing nodes with "
     "positions, `warden.load` turning nodes into data (YAML 1.2 scalars, duplicate keys, "
     "the alias-bomb check), JSON Schema validation (`jsonschema`: `descend`/`evolve`, the "
     "largest share), the semantic checks (every regex compiled once by RE2) and the sha256 "
-    "plan hash over canonical JSON. A warm load is discovery, sha256 of the source bytes "
-    "and of the cache body, and `marshal.loads` (80% of it).",
+    "plan hash over canonical JSON. A warm load is the index check, reading the cache "
+    "file with its CRC-32 and unmarshalling the plan head.",
     "**Memory (target 5).** Peak RSS with 10,000 rules is the interpreter, the imported "
     "modules and the unmarshalled plan; only the rules of the event's bucket are built.",
     "**`warden check` (target 6).** The three top costs: the JSON report itself "

@@ -372,6 +372,8 @@ def test_one_big_group_agrees_with_the_reference(
     inp = {"hook_event_name": "PreToolUse", "tool_name": "Bash",
            "tool_input": {"command": command}}
     want = outcome(reference, plan, env_for(inp))
+    # first use: plain-text screens by string methods; then the group's whole RE2 set
+    assert outcome(optimised, runtime, env_for(inp)) == want
     assert outcome(optimised, runtime, env_for(inp)) == want
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import time
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
@@ -34,6 +33,8 @@ def parse_duration(text: str | int | float) -> float:
         if text < 0:
             raise ValueError(f"negative duration: {text!r}")
         return float(text)
+    import re  # not at import time: `re` is not on the hook hot path
+
     s = text.strip()
     if not re.match(_DURATION, s):
         raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 10m, 1h30m, 7d)")
@@ -45,6 +46,8 @@ def parse_duration(text: str | int | float) -> float:
 
 def parse_clock(text: str) -> int:
     """Minutes after midnight in ``"HH:MM"`` (24-hour)."""
+    import re
+
     m = re.match(_CLOCK, text)
     if not m:
         raise ValueError(f"not a time of day: {text!r} (use HH:MM, 24-hour)")
@@ -57,6 +60,8 @@ def parse_size(value: str | int) -> int:
         raise ValueError(f"not a size: {value!r}")
     if isinstance(value, int):
         return value
+    import re
+
     m = re.match(_SIZE, value)
     if not m:
         raise ValueError(f"not a size: {value!r} (use e.g. 1024, 10KB, 5MiB)")

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 from warden import __version__, paths
 from warden._record import dataclass, field
 from warden.decision import Decision
 from warden.errors import InputError, PolicyError, Problem
-from warden.load import Source, discover
 from warden.runtime import Env, Result, Runtime
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pathlib import Path
     from typing import Any
+
+    from warden.load import Source
 
 MAX_INPUT_BYTES = 16 * 1024 * 1024
 MAX_INPUT_DEPTH = 256
@@ -36,6 +37,7 @@ class Loaded:
     sources: list[Source]
     warnings: list[Problem] = field(default_factory=list)
     cached: bool = False
+    key: str = ""  # the plan cache key (sha256 of the sources)
 
 
 def _read_sources(sources: list[Source]) -> list[tuple[str, str, bytes]]:
@@ -122,13 +124,13 @@ def build_plan(sources: list[Source], root: Path, *, use_cache: bool = True) -> 
     if use_cache:
         cached = plan_mod.read_cached(key)
         if cached is not None:
-            return Loaded(cached, root, sources, cached=True)
+            return Loaded(cached, root, sources, cached=True, key=key)
     plan, problems = check_sources(sources)
     if plan is None:
         raise PolicyError([p for p in problems if p.severity == "error"])
     if use_cache:
         plan_mod.write_cached(key, plan)
-    return Loaded(plan, root, sources, [p for p in problems if p.severity != "error"])
+    return Loaded(plan, root, sources, [p for p in problems if p.severity != "error"], key=key)
 
 
 def check_input(data: Any) -> dict[str, Any]:
@@ -191,7 +193,7 @@ def _no_constant(name: str) -> Any:
 
 def parse_input(raw: bytes | str) -> dict[str, Any]:
     """Decode input JSON with the size and depth limits of DESIGN §8 (exit 65 otherwise)."""
-    import json
+    from warden import _json as json
 
     if len(raw) > MAX_INPUT_BYTES:
         raise InputError(f"input larger than {MAX_INPUT_BYTES // (1024 * 1024)} MiB")
@@ -217,13 +219,29 @@ class Engine:
     def __init__(
         self, plan: dict[str, Any], root: Path | str = ".", warnings: list[Problem] | None = None
     ) -> None:
-        self.plan = plan
-        self.root = Path(root)
+        self._plan = plan  # a plan read from the cache keeps its rules as blobs (plan.py)
+        self.root_dir = os.fspath(root)
         self.runtime = Runtime(plan)
         self.warnings = warnings or []
         self._store: Any = None
         self._location: tuple[tuple[Any, ...], str] | None = None  # (inputs, where)
         self._mode_cache: tuple[str, float] | None = None  # (mode, valid until)
+
+    @property
+    def plan(self) -> dict[str, Any]:
+        """The plan document (every rule decoded, if it came lazily from the cache)."""
+        from warden.plan import is_lazy, materialize
+
+        if is_lazy(self._plan):
+            self._plan = materialize(self._plan)
+        return self._plan
+
+    @property
+    def root(self) -> Path:
+        """The project root (pathlib is imported only when someone asks for it)."""
+        from pathlib import Path
+
+        return Path(self.root_dir)
 
     @property
     def plan_hash(self) -> str:
@@ -236,13 +254,13 @@ class Engine:
     # ------------------------------------------------------------------ state
 
     def state_location(self) -> str:
-        key = (os.environ.get("WARDEN_STATE"), self.root, self.settings.get("state"))
+        key = (os.environ.get("WARDEN_STATE"), self.root_dir, self.settings.get("state"))
         cached = self._location  # every evaluate asks (for the mode): skip pathlib then
         if cached is not None and cached[0] == key:
             return cached[1]
         loc = key[0] or str(key[2] or ".warden/state.db")
         if not ("://" in loc or os.path.isabs(loc)):
-            loc = str(self.root / loc)
+            loc = os.path.join(self.root_dir, loc)
         self._location = (key, loc)
         return loc
 
@@ -305,7 +323,7 @@ class Engine:
             input=inp,
             now=clock() if now is None else now,
             environ=os.environ if environ is None else environ,
-            root=str(self.root),
+            root=self.root_dir,
             events=events,
         )
 
@@ -388,15 +406,55 @@ def load(
     if start is not None and os.path.isfile(start) and not policies:
         # a policy file: load just that file (its directory is the project root)
         policies, start = [start], os.path.dirname(os.path.abspath(start))
-    sources, root = discover(policies, cwd=start, user=user_policies, start=start)
-    if not sources:
+    engine = find_engine(policies, cwd=start, start=start, user=user_policies, use_cache=use_cache)
+    if engine is None:
         raise PolicyError(
             Problem(
                 f"no policy files found (no warden.yaml or .warden/*.yaml at or above "
                 f"{start or os.getcwd()})"
             )
         )
+    return engine
+
+
+def find_engine(
+    policies: list[str] | None,
+    *,
+    cwd: str | None,
+    start: str | None,
+    user: bool,
+    use_cache: bool = True,
+) -> Engine | None:
+    """Discover the policy set (DESIGN §2) and load it; None when there is no policy file.
+
+    With the cache, an index entry (plan.py) whose recorded ``stat``s all still hold skips
+    discovery and the reading and hashing of the sources: the cached plan is opened
+    directly, its rules decoded only as evaluations need them.
+    """
+    from warden import plan as plan_mod
+
+    ident = None
+    if use_cache:
+        user_dir = (os.environ.get("XDG_CONFIG_HOME"), os.path.expanduser("~")) if user else None
+        ident = plan_mod.index_id(
+            (__version__, os.getcwd(), cwd, start, tuple(policies or ()), user_dir)
+        )
+        hit = plan_mod.read_index(ident)
+        if hit is not None:
+            cached = plan_mod.read_cached(hit[0], lazy=True)
+            if cached is not None:
+                return Engine(cached, hit[1])
+    from warden.load import discover
+
+    deps: list[str] = []
+    sources, root = discover(policies, cwd=cwd, user=user, start=start, deps=deps)
+    if not sources:
+        return None
     loaded = build_plan(sources, root, use_cache=use_cache)
+    if ident is not None and loaded.key:
+        reals = [start or cwd or os.getcwd(), *(policies or ())]
+        deps.extend(s.path for s in sources)
+        plan_mod.write_index(ident, loaded.key, str(loaded.root), reals, deps)
     return Engine(loaded.plan, loaded.root, loaded.warnings)
 
 
@@ -405,4 +463,4 @@ def load_plan(path: str | os.PathLike[str], root: str | os.PathLike[str] | None 
     from warden.plan import load_json
 
     plan = load_json(str(path))
-    return Engine(plan, Path(root) if root else Path.cwd())
+    return Engine(plan, os.fspath(root) if root else os.getcwd())

@@ -28,10 +28,10 @@ This module is on the hook hot path: only json, os and sys at import time.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import sys
+
+from warden import _json as json  # the hot path: no `json`/`re` import
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -139,14 +139,9 @@ def project_start(environ: Any = None) -> str:
 
 def load_engine(start: str, policies: list[str] | None = None, user: bool = True) -> Any:
     """The engine for a hook call, or None when there is no policy file at all."""
-    from warden.engine import Engine, build_plan
-    from warden.load import discover
+    from warden.engine import find_engine
 
-    sources, root = discover(policies, cwd=start, user=user, start=start)
-    if not sources:
-        return None
-    loaded = build_plan(sources, root)
-    return Engine(loaded.plan, loaded.root, loaded.warnings)
+    return find_engine(policies, cwd=start, start=start, user=user)
 
 
 def _pointer_path(start: str) -> str:
@@ -161,7 +156,7 @@ def read_pointer(start: str) -> dict[str, Any] | None:
     """The last good plan of this project as the hook remembers it (hash, on_error)."""
     try:
         with open(_pointer_path(start), encoding="utf-8") as fh:
-            data = json.load(fh)
+            data = json.loads(fh.read())
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
@@ -171,7 +166,7 @@ def write_pointer(start: str, engine: Any) -> None:
     """Remember this valid plan's hash and on_error (written only when they change)."""
     record = {
         "start": os.path.abspath(start),
-        "root": str(engine.root),
+        "root": engine.root_dir,
         "plan": engine.plan_hash,
         "on_error": _on_error_value(engine.settings),
     }
@@ -182,11 +177,17 @@ def write_pointer(start: str, engine: Any) -> None:
     try:
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(record, fh)
+            fh.write(json.dumps(record))
         os.replace(tmp, path)
     except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        _unlink(tmp)
+
+
+def _unlink(path: str) -> None:
+    try:  # noqa: SIM105 - contextlib costs an import on the hot path
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def _on_error_value(settings: Any) -> str:
@@ -476,8 +477,10 @@ def run_claude(
         return error_reply(exc, mode, inp)
     finally:
         if engine is not None:
-            with contextlib.suppress(Exception):
+            try:  # noqa: SIM105 - as in _unlink
                 engine.close()
+            except Exception:
+                pass
 
 
 def ask_server(url: str, raw: bytes, environ: Any = None) -> Reply | None:
@@ -682,8 +685,7 @@ def atomic_write(path: str, text: str, mode: int = 0o644) -> None:
             os.chmod(tmp, mode)
             os.replace(tmp, path)
         except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+            _unlink(tmp)
             raise
     except OSError as exc:
         raise WardenError(f"{path}: cannot write: {exc.strerror}") from None

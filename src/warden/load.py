@@ -457,10 +457,15 @@ def _jsonable(value: Any) -> Any:
 # ---------------------------------------------------------------------- discovery
 
 
-def find_project_root(start: str | os.PathLike[str]) -> Path | None:
-    """Nearest ancestor of ``start`` holding ``warden.yaml`` or a ``.warden/`` directory."""
+def find_project_root(start: str | os.PathLike[str], deps: list[str] | None = None) -> Path | None:
+    """Nearest ancestor of ``start`` holding ``warden.yaml`` or a ``.warden/`` directory.
+
+    ``deps`` collects the directories looked at (for the plan index: a file added to or
+    removed from any of them changes its ``stat``)."""
     here = Path(start).resolve()
     for d in (here, *here.parents):
+        if deps is not None:
+            deps += [str(d), str(d / ".warden")]
         if (d / "warden.yaml").is_file() or _policy_files_in(d / ".warden"):
             return d
     return None
@@ -495,13 +500,15 @@ def _display(p: Path, cwd: Path) -> str:
         return str(p)
 
 
-def expand_policy_path(path: str) -> list[Path]:
+def expand_policy_path(path: str, deps: list[str] | None = None) -> list[Path]:
     """A ``--policy`` argument: a file, or a directory (its project files if it has any,
     else every ``*.yaml``/``*.yml`` in it, test files excluded)."""
     p = Path(path)
     if p.is_file():
         return [p]
     if p.is_dir():
+        if deps is not None:
+            deps += [str(p), str(p / ".warden")]
         return project_files(p) or _policy_files_in(p)
     raise UsageError(f"--policy {path}: no such file or directory")
 
@@ -512,15 +519,17 @@ def discover(
     cwd: str | None = None,
     user: bool = True,
     start: str | None = None,
+    deps: list[str] | None = None,
 ) -> tuple[list[Source], Path]:
     """Policy files in evaluation order (DESIGN §2) and the project root.
 
     ``policies``: explicit ``--policy`` paths (replace the project's files); ``user``:
     include ``$XDG_CONFIG_HOME/warden/*.yaml``; ``start``: where to look for the project
-    (default ``cwd``; hooks pass ``$CLAUDE_PROJECT_DIR``).
+    (default ``cwd``; hooks pass ``$CLAUDE_PROJECT_DIR``); ``deps``: collects every
+    directory discovery looked at (see ``find_project_root``).
     """
     here = Path(cwd or os.getcwd())
-    root = find_project_root(start or here)
+    root = find_project_root(start or here, deps)
     # Paths are shown relative to the project root (else the cwd), so the plan and its
     # hash do not depend on which subdirectory warden runs from.
     base = (root or here).resolve()
@@ -535,12 +544,14 @@ def discover(
 
     if policies:
         for arg in policies:
-            for p in expand_policy_path(arg):
+            for p in expand_policy_path(arg, deps):
                 add(p, "project")
     elif root is not None:
         for p in project_files(root):
             add(p, "project")
     if user:
+        if deps is not None:
+            deps.append(str(user_config_dir()))
         for p in _policy_files_in(user_config_dir()):
             add(p, "user")
     return sources, (root or Path(start or here).resolve())

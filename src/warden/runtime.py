@@ -7,10 +7,9 @@ hook process with 10,000 rules only builds the few rules its event and tool can 
 
 from __future__ import annotations
 
-import heapq
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from warden import paths
 from warden._record import dataclass, field
@@ -579,17 +578,99 @@ def _re2_escape(text: str) -> str:
 _RE2_ESCAPES = {c: "\\" + chr(c) for c in range(128) if not (chr(c).isalnum() or chr(c) == "_")}
 
 
-@dataclass
 class Group:
     """Screens reading one string field, matched together by one RE2 set: pattern ``k``
-    screens rule ``numbers[k]``; the last pattern (``sentinel``) matches every string, so an empty
-    answer means RE2 could not run the set and every rule of the group is kept."""
+    screens rule ``numbers[k]``. The set is compiled on the group's second use: the first
+    (all a one-shot hook process makes) tests the plain-literal screens (``literals``: kind
+    and text, see ``literal_screen``) with string methods and compiles only the others."""
 
-    segments: list[str]
-    matcher: Any
-    numbers: list[int]  # pattern k screens rule numbers[k] (built when first picked)
-    exact: list[bool]
-    sentinel: int
+    __slots__ = ("exact", "literals", "matcher", "numbers", "patterns", "segments", "used")
+
+    def __init__(
+        self,
+        segments: list[str],
+        patterns: list[str],
+        numbers: list[int],
+        exact: list[bool],
+        literals: list[tuple[int, str] | None],
+    ) -> None:
+        self.segments = segments
+        self.patterns = patterns
+        self.numbers = numbers  # pattern k screens rule numbers[k] (built when first picked)
+        self.exact = exact
+        self.literals = literals
+        self.matcher: Any = None
+        self.used = False
+
+    def match(self, text: str) -> list[int] | None:
+        """Indexes of the patterns matching ``text``; None when RE2 could not answer (then
+        every rule of the group must be checked)."""
+        m = self.matcher
+        if m is None:
+            if not self.used:
+                self.used = True
+                return self._first(text)
+            m = self.matcher = _build_set(self.patterns) or _NO_SET
+        if m is _NO_SET:
+            return None
+        try:
+            hits: list[int] | None = m.Match(text)
+        except UnicodeEncodeError:  # lone surrogates: the rules decide for themselves
+            return None
+        if not hits:  # not even the sentinel: the set did not run
+            return None
+        sentinel = len(self.patterns)
+        return [k for k in hits if k != sentinel]
+
+    def _first(self, text: str) -> list[int] | None:
+        lits = self.literals
+        hits = [
+            k for k, lit in enumerate(lits) if lit is not None and _LIT_TESTS[lit[0]](text, lit[1])
+        ]
+        rest = [k for k, lit in enumerate(lits) if lit is None]
+        if rest:
+            matcher = _build_set([self.patterns[k] for k in rest])
+            try:
+                found = None if matcher is None else matcher.Match(text)
+            except UnicodeEncodeError:
+                found = None
+            if not found:
+                return None
+            hits.extend(rest[j] for j in found if j != len(rest))
+        return hits
+
+
+_NO_SET = object()  # a set RE2 would not build: check the group's rules one by one
+_LIT_TESTS: tuple[Callable[[str, str], bool], ...] = (
+    str.__contains__,
+    str.startswith,
+    str.endswith,
+    str.__eq__,
+)
+
+
+def literal_screen(pattern: str) -> tuple[int, str] | None:
+    """A screen pattern that is plain text: (0 contains, 1 starts with, 2 ends with,
+    3 equals; the text), else None. Reads what ``_leaf_pattern`` writes: an optional ``^``,
+    text with ASCII punctuation backslash-escaped, an optional ``\\z``."""
+    tokens = []
+    i, n = 0, len(pattern)
+    while i < n:
+        step = 2 if pattern[i] == "\\" else 1
+        tokens.append(pattern[i : i + step])
+        i += step
+    start = bool(tokens) and tokens[0] == "^"
+    end = len(tokens) > start and tokens[-1] == "\\z"
+    text = []
+    for t in tokens[int(start) : len(tokens) - int(end)]:
+        if len(t) == 1 and t in _LITERAL:
+            text.append(t)
+        elif len(t) == 2 and t[1].isascii() and not (t[1].isalnum() or t[1] == "_"):
+            text.append(t[1])
+        else:
+            return None
+    kind = 3 if start and end else 1 if start else 2 if end else 0
+    return kind, "".join(text)
 
 
 @dataclass
@@ -612,19 +693,15 @@ class Candidates:
         for g in self.groups:
             v = _lookup(inp, g.segments)
             if isinstance(v, str):
-                try:
-                    hits = g.matcher.Match(v)
-                except UnicodeEncodeError:  # lone surrogates: the rules decide for themselves
-                    hits = None
-                if not hits:  # not even the sentinel: the set did not run
+                hits = g.match(v)
+                if hits is None:
                     picked.extend(rule(i) for i in g.numbers)
                     continue
-                numbers, exact, sentinel = g.numbers, g.exact, g.sentinel
+                numbers, exact = g.numbers, g.exact
                 for k in hits:
-                    if k != sentinel:
-                        picked.append(rule(numbers[k]))
-                        if exact[k]:
-                            known.add(numbers[k])
+                    picked.append(rule(numbers[k]))
+                    if exact[k]:
+                        known.add(numbers[k])
             elif v is not MISSING:  # non-string: the rules decide for themselves
                 picked.extend(rule(i) for i in g.numbers)
         if self.shared and len(picked) > 1:
@@ -649,7 +726,8 @@ class Scope:
         self.name: str = spec["name"]
         self.combine: str = spec.get("combine", "first-match")
         self.default: str | None = spec.get("default")
-        self.specs: list[dict[str, Any]] = spec["rules"]
+        self.specs: Sequence[dict[str, Any]] = spec["rules"]  # a plan.LazyList from the cache
+        self.screen_specs: Sequence[Any] | None = spec.get("screens")  # precomputed screens
         self.index: dict[str, Any] = spec["index"]
         self._rules: dict[int, Rule] = {}
         self._candidates: dict[tuple[Any, Any], Candidates] = {}
@@ -669,7 +747,9 @@ class Scope:
             lists.append(b["any"])
             if isinstance(tool, str) and tool in b["tools"]:
                 lists.append(b["tools"][tool])
-        return lists[0] if len(lists) == 1 else list(heapq.merge(*lists))
+        if len(lists) == 1:
+            return lists[0]
+        return sorted([i for numbers in lists for i in numbers])  # disjoint sorted runs
 
     def candidates(self, event: Any, tool: Any) -> Candidates:
         key = (event, tool)
@@ -681,45 +761,57 @@ class Scope:
         return found
 
     def _build_candidates(self, numbers: list[int]) -> Candidates:
-        entries: dict[int, list[tuple[tuple[str, ...], str, bool]]] = {}
+        entries: dict[int, list[ScreenEntry]] = {}
         per_field: dict[tuple[str, ...], int] = {}
-        for i in numbers:
-            found = screens(self.specs[i].get("when"))
+        pre = self.screen_specs
+        many = getattr(pre, "many", None)  # a plan.LazyList: decode them in one go
+        if many is not None:
+            found_all = many(numbers)
+        elif pre is not None:
+            found_all = [pre[i] for i in numbers]
+        else:
+            found_all = [screen_entries(self.specs[i].get("when")) for i in numbers]
+        for i, found in zip(numbers, found_all, strict=True):
             if found:
-                entries[i] = [(tuple(p), pat, exact) for p, pat, exact in found]
-                for segs, _, _ in entries[i]:
-                    per_field[segs] = per_field.get(segs, 0) + 1
+                entries[i] = found
+                for e in found:
+                    per_field[e[0]] = per_field.get(e[0], 0) + 1
         usable = {segs for segs, n in per_field.items() if n >= MIN_GROUP}
-        while True:  # a rule is screened only when every one of its screens has a set
-            screened = [
-                i for i in numbers if i in entries and all(e[0] in usable for e in entries[i])
-            ]
-            by_field: dict[tuple[str, ...], list[tuple[int, str, bool]]] = {}
-            for i in screened:
-                for segs, pat, exact in entries[i]:
-                    by_field.setdefault(segs, []).append((i, pat, exact))
-            groups: list[Group] = []
-            failed = None
-            for segs, members in by_field.items():
-                matcher = _build_set([m[1] for m in members])
-                if matcher is None:
-                    failed = segs
-                    break
-                groups.append(
-                    Group(
-                        list(segs),
-                        matcher,
-                        [m[0] for m in members],
-                        [m[2] for m in members],
-                        len(members),
-                    )
-                )
-            if failed is None:
-                break
-            usable.discard(failed)  # fall back to checking those rules one by one
+        # a rule is screened only when every one of its screens has a group
+        screened = [
+            i
+            for i, found in entries.items()
+            if (found[0][0] in usable if len(found) == 1 else all(e[0] in usable for e in found))
+        ]
+        by_field: dict[tuple[str, ...], list[tuple[int, ScreenEntry]]] = {}
+        for i in screened:
+            for e in entries[i]:
+                by_field.setdefault(e[0], []).append((i, e))
+        groups = [
+            Group(
+                list(segs),
+                [e[1] for _, e in members],
+                [i for i, _ in members],
+                [e[2] for _, e in members],
+                [e[3] for _, e in members],
+            )
+            for segs, members in by_field.items()
+        ]
         done = set(screened)
         plain = [self.rule(i) for i in numbers if i not in done]
         return Candidates(plain, groups, any(len(entries[i]) > 1 for i in screened), self.rule)
+
+
+ScreenEntry = tuple[tuple[str, ...], str, bool, "tuple[int, str] | None"]
+
+
+def screen_entries(node: dict[str, Any] | None) -> list[ScreenEntry] | None:
+    """``screens`` in the form groups use (precomputed in the plan cache by plan.py):
+    (field path, RE2 pattern, exact, plain-text form of the pattern or None)."""
+    found = screens(node)
+    if not found:
+        return None
+    return [(tuple(p), pat, exact, literal_screen(pat)) for p, pat, exact in found]
 
 
 def _build_set(patterns: list[str]) -> Any:

@@ -225,36 +225,33 @@ def _random(p: Path) -> None:
 
 
 def _valid_checksum_garbage_body(p: Path) -> None:
-    import hashlib
+    from warden.plan import MAGIC, seal
 
-    from warden.plan import MAGIC
-
-    body = b"\xff" * 100
-    p.write_bytes(MAGIC + hashlib.sha256(body).hexdigest().encode() + b"\n" + body)
+    p.write_bytes(seal(MAGIC, b"\xff" * 100))
 
 
 def _valid_checksum_wrong_type(p: Path) -> None:
-    import hashlib
     import marshal
 
-    from warden.plan import MAGIC
+    from warden.plan import MAGIC, seal
 
-    body = marshal.dumps(["not", "a", "plan"])
-    p.write_bytes(MAGIC + hashlib.sha256(body).hexdigest().encode() + b"\n" + body)
+    p.write_bytes(seal(MAGIC, marshal.dumps(["not", "a", "plan"])))
 
 
 def _allow_everything_plan_bad_checksum(p: Path) -> None:
     # A tampered cache: the plan replaced by one that allows everything, checksum left as is.
     import marshal
 
-    from warden.plan import MAGIC
+    from warden.plan import MAGIC, unseal
 
     blob = p.read_bytes()
-    header = blob[: len(MAGIC) + 65]
-    plan = marshal.loads(blob[len(header):])
-    for scope in plan["scopes"]:
-        scope["rules"] = []
-    p.write_bytes(header + marshal.dumps(plan))
+    header = blob[: len(MAGIC) + 9]
+    body = unseal(MAGIC, blob)
+    assert body is not None
+    head, packed = marshal.loads(body)
+    for scope in head["scopes"]:
+        scope["index"] = {"any": {"any": [], "tools": {}}, "events": {}}
+    p.write_bytes(header + marshal.dumps((head, [(b"", b"", b"", b"") for _ in packed])))
 
 
 def _directory_instead(p: Path) -> None:

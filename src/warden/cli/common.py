@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 from warden.errors import UsageError
@@ -48,7 +47,9 @@ def add_format(p: argparse.ArgumentParser, choices: tuple[str, ...], default: st
 
 
 def print_json(doc: Any, *, pretty: bool = True) -> None:
-    text = json.dumps(doc, indent=2 if pretty else None, ensure_ascii=False)
+    from warden import _json  # `json` imports `re`: not on the `warden eval` path
+
+    text = _json.dumps(doc, indent=2 if pretty else None, ensure_ascii=False)
     sys.stdout.write(text + "\n")
 
 
