@@ -8,12 +8,11 @@ compiler and stored pre-split in the plan; the runtime only walks them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from warden import _json as json  # not `json`: it imports `re` (hot path)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import Any
 
 STAR = "*"

@@ -53,14 +53,18 @@ def regex(pattern: str, *, ignore_case: bool = False, full: bool = False) -> Any
     """An RE2 matcher (linear time): ``.search`` semantics, or full match with ``full``.
 
     The matcher returns None for no match and something else for a match (callers test
-    ``is not None``). A pattern that is a plain literal is a substring (or equality) test;
-    any other runs as a one-pattern RE2 set, which answers yes/no without building a match
-    object (google-re2's ``search`` converts byte offsets to characters on every hit)."""
+    ``is not None``). A pattern that is a plain literal is a substring (or equality) test,
+    an alternation of plain literals (``Write|Edit``) a membership test; any other runs as
+    a one-pattern RE2 set, which answers yes/no without building a match object
+    (google-re2's ``search`` converts byte offsets to characters on every hit)."""
     key = (pattern, ignore_case, full)
     rx = _RE_CACHE.get(key)
     if rx is None:
         if not ignore_case and _LITERAL.issuperset(pattern):
             rx = _equals_text(pattern) if full else _contains_text(pattern)
+        elif not ignore_case and _LITERAL_OR_BAR.issuperset(pattern):  # Write|Edit
+            words = pattern.split("|")
+            rx = _one_of_texts(frozenset(words)) if full else _any_text(tuple(words))
         else:
             rx = _re2_matcher(pattern, ignore_case, full)
         _RE_CACHE[key] = rx
@@ -73,6 +77,17 @@ _LITERAL = frozenset(
 )
 
 
+_LITERAL_OR_BAR = _LITERAL | {"|"}
+
+
+def _one_of_texts(words: frozenset[str]) -> Callable[[str], Any]:
+    return lambda text: True if text in words else None
+
+
+def _any_text(words: tuple[str, ...]) -> Callable[[str], Any]:
+    return lambda text: True if any(w in text for w in words) else None
+
+
 def _contains_text(literal: str) -> Callable[[str], Any]:
     return lambda text: True if literal in text else None
 
@@ -82,6 +97,19 @@ def _equals_text(literal: str) -> Callable[[str], Any]:
 
 
 def _re2_matcher(pattern: str, ignore_case: bool, full: bool) -> Callable[[str], Any]:
+    """Compiled on first use: a rule built but never asked (an ``all`` decided by an
+    earlier condition) costs a one-shot hook process no RE2 import or compile."""
+    built: list[Callable[[str], Any]] = []
+
+    def first(text: str) -> Any:
+        if not built:
+            built.append(_re2_compile(pattern, ignore_case, full))
+        return built[0](text)
+
+    return first
+
+
+def _re2_compile(pattern: str, ignore_case: bool, full: bool) -> Callable[[str], Any]:
     import re2
 
     options = re2.Options()
@@ -582,9 +610,19 @@ class Group:
     """Screens reading one string field, matched together by one RE2 set: pattern ``k``
     screens rule ``numbers[k]``. The set is compiled on the group's second use: the first
     (all a one-shot hook process makes) tests the plain-literal screens (``literals``: kind
-    and text, see ``literal_screen``) with string methods and compiles only the others."""
+    and text, see ``literal_screen``) with string methods, skips the regexes whose required
+    text (``needs``, see ``required_text``) is absent, and compiles only the rest."""
 
-    __slots__ = ("exact", "literals", "matcher", "numbers", "patterns", "segments", "used")
+    __slots__ = (
+        "exact",
+        "literals",
+        "matcher",
+        "needs",
+        "numbers",
+        "patterns",
+        "segments",
+        "used",
+    )
 
     def __init__(
         self,
@@ -593,12 +631,14 @@ class Group:
         numbers: list[int],
         exact: list[bool],
         literals: list[tuple[int, str] | None],
+        needs: list[str | None],
     ) -> None:
         self.segments = segments
         self.patterns = patterns
         self.numbers = numbers  # pattern k screens rule numbers[k] (built when first picked)
         self.exact = exact
         self.literals = literals
+        self.needs = needs  # text that every match of a (non-literal) pattern k contains
         self.matcher: Any = None
         self.used = False
 
@@ -623,11 +663,14 @@ class Group:
         return [k for k in hits if k != sentinel]
 
     def _first(self, text: str) -> list[int] | None:
-        lits = self.literals
-        hits = [
-            k for k, lit in enumerate(lits) if lit is not None and _LIT_TESTS[lit[0]](text, lit[1])
-        ]
-        rest = [k for k, lit in enumerate(lits) if lit is None]
+        hits = []
+        rest = []
+        for k, (lit, need) in enumerate(zip(self.literals, self.needs, strict=True)):
+            if lit is not None:
+                if _LIT_TESTS[lit[0]](text, lit[1]):
+                    hits.append(k)
+            elif need is None or need in text:
+                rest.append(k)  # a regex that may match: RE2 decides
         if rest:
             matcher = _build_set([self.patterns[k] for k in rest])
             try:
@@ -794,6 +837,7 @@ class Scope:
                 [i for i, _ in members],
                 [e[2] for _, e in members],
                 [e[3] for _, e in members],
+                [e[4] for _, e in members],
             )
             for segs, members in by_field.items()
         ]
@@ -802,16 +846,143 @@ class Scope:
         return Candidates(plain, groups, any(len(entries[i]) > 1 for i in screened), self.rule)
 
 
-ScreenEntry = tuple[tuple[str, ...], str, bool, "tuple[int, str] | None"]
+def required_text(pattern: str) -> str | None:
+    """Text that every match of the RE2 ``pattern`` contains (the longest such run found),
+    or None when this small reader cannot be sure: a string without it cannot match, so a
+    one-shot process need not compile the pattern. Conservative: only literal characters at
+    the top level or in unquantified groups without ``|`` count; flags, ``\\Q``, Unicode
+    classes, POSIX classes and anything unusual give None."""
+    tokens = _regex_tokens(pattern)
+    if tokens is None:
+        return None
+    runs, i = _required_runs(tokens, 0)
+    if runs is None or i != len(tokens):
+        return None
+    return max(reversed(runs), key=len) if runs else None  # the longest; the last of ties
+
+
+_PLAIN_ESCAPES = frozenset("bBdDsSwWAz")  # escapes that are not text (and not a literal)
+
+
+def _regex_tokens(pattern: str) -> list[tuple[str, str]] | None:
+    """(kind, text) tokens: lit, other, open, close, alt, quant; None: give up."""
+    out: list[tuple[str, str]] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "\\":
+            if i + 1 >= n:
+                return None
+            e = pattern[i + 1]
+            if e.isascii() and not (e.isalnum() or e == "_"):
+                out.append(("lit", e))
+            elif e in _PLAIN_ESCAPES:
+                out.append(("other", e))
+            else:
+                return None  # \Q, \p, \x, \C, octal, \n...: not worth reading
+            i += 2
+        elif c == "[":
+            j = i + 1
+            if j < n and pattern[j] == "^":
+                j += 1
+            if j < n and pattern[j] == "]":
+                j += 1
+            while j < n and pattern[j] != "]":
+                if pattern[j] == "\\":
+                    j += 1
+                elif pattern.startswith("[:", j):
+                    return None
+                j += 1
+            if j >= n:
+                return None
+            out.append(("other", "["))
+            i = j + 1
+        elif c == "(":
+            if pattern.startswith("(?:", i):
+                i += 3
+            elif pattern.startswith("(?", i):
+                return None  # flags, named groups
+            else:
+                i += 1
+            out.append(("open", "("))
+        elif c == ")":
+            out.append(("close", ")"))
+            i += 1
+        elif c == "|":
+            out.append(("alt", "|"))
+            i += 1
+        elif c in "*+?":
+            out.append(("quant", c))
+            i += 1
+        elif c == "{":
+            j = i + 1
+            while j < n and (pattern[j].isdigit() or pattern[j] == ","):
+                j += 1
+            if j >= n or pattern[j] != "}" or j == i + 1 or not pattern[i + 1].isdigit():
+                return None  # a literal brace in RE2; rare enough to give up on
+            out.append(("quant", "{"))
+            i = j + 1
+        elif c in _LITERAL:
+            out.append(("lit", c))
+            i += 1
+        else:
+            out.append(("other", c))  # . ^ $ and anything non-ASCII: not counted
+            i += 1
+    return out
+
+
+def _required_runs(tokens: list[tuple[str, str]], i: int) -> tuple[list[str] | None, int]:
+    """Runs of text every match contains, for the sequence starting at ``i`` (up to its
+    closing parenthesis); None as runs when the sequence has a top-level ``|``."""
+    runs: list[str] = []
+    cur: list[str] = []
+    alternation = False
+    n = len(tokens)
+    while i < n and tokens[i][0] != "close":
+        kind, text = tokens[i]
+        i += 1
+        inner: list[str] | None = []
+        if kind == "alt":
+            alternation = True
+            inner = None
+        elif kind == "open":
+            inner, i = _required_runs(tokens, i)
+            if i >= n:
+                return None, i  # unbalanced
+            i += 1  # the ")"
+        elif kind == "quant":
+            return None, n  # a quantifier with nothing before it
+        quantified = i < n and tokens[i][0] == "quant"
+        while i < n and tokens[i][0] == "quant":
+            i += 1  # x*, x+?, x{2,3}: x is not required as text
+        if kind == "lit" and not quantified:
+            cur.append(text)
+            continue
+        if cur:
+            runs.append("".join(cur))
+            cur = []
+        if kind == "open" and inner and not quantified:
+            runs.extend(inner)
+    if cur:
+        runs.append("".join(cur))
+    return (None if alternation else runs), i
+
+
+ScreenEntry = tuple[tuple[str, ...], str, bool, "tuple[int, str] | None", "str | None"]
 
 
 def screen_entries(node: dict[str, Any] | None) -> list[ScreenEntry] | None:
     """``screens`` in the form groups use (precomputed in the plan cache by plan.py):
-    (field path, RE2 pattern, exact, plain-text form of the pattern or None)."""
+    (field path, RE2 pattern, exact, plain-text form of the pattern or None, text every
+    match contains or None)."""
     found = screens(node)
     if not found:
         return None
-    return [(tuple(p), pat, exact, literal_screen(pat)) for p, pat, exact in found]
+    out: list[ScreenEntry] = []
+    for p, pat, exact in found:
+        lit = literal_screen(pat)
+        out.append((tuple(p), pat, exact, lit, None if lit is not None else required_text(pat)))
+    return out
 
 
 def _build_set(patterns: list[str]) -> Any:
