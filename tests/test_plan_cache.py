@@ -95,6 +95,19 @@ def test_nothing_is_indexed_while_the_sources_are_fresh(project: Project, xdg: E
     assert decide(project.root, "ls x") == "deny"
 
 
+def test_state_files_next_to_the_policies_do_not_invalidate_the_index(project: Project,
+                                                                     xdg: Env) -> None:
+    write(project.root / ".warden" / "extra.yaml", DENY_LS)
+    settle()
+    decide(project.root, "ls x")
+    for name in ("state.db", "state.db-wal", "state.db-shm", "notes.txt"):
+        (project.root / ".warden" / name).write_bytes(b"x")
+    (project.root / "build.log").write_text("x")
+    engine = warden.load(project.root, user_policies=False)
+    assert plan_mod.is_lazy(engine.runtime.plan), "the index should still hold"
+    assert engine.evaluate(bash("ls x"), side_effects=False).decision == "deny"
+
+
 def test_a_new_file_in_dot_warden_is_seen(project: Project) -> None:
     project.policy(DENY_RM)
     write(project.root / ".warden" / "extra.yaml", "version: 1\npolicies: []\n")

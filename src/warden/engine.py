@@ -446,15 +446,21 @@ def find_engine(
                 return Engine(cached, hit[1])
     from warden.load import discover
 
-    deps: list[str] = []
+    deps: list[tuple[str, str]] = []
     sources, root = discover(policies, cwd=cwd, user=user, start=start, deps=deps)
     if not sources:
         return None
     loaded = build_plan(sources, root, use_cache=use_cache)
     if ident is not None and loaded.key:
-        reals = [start or cwd or os.getcwd(), *(policies or ())]
-        deps.extend(s.path for s in sources)
-        plan_mod.write_index(ident, loaded.key, str(loaded.root), reals, deps)
+        probes = deps + [("stat", s.path) for s in sources]
+        seen = plan_mod.snapshot(probes)
+        # Discovery again, after the snapshot: a file that appeared while the plan was
+        # built shows here (and nothing is recorded), or in the next call's check.
+        again: list[tuple[str, str]] = []
+        sources2, root2 = discover(policies, cwd=cwd, user=user, start=start, deps=again)
+        if again == deps and sources2 == sources and root2 == root:
+            reals = [start or cwd or os.getcwd(), *(policies or ())]
+            plan_mod.write_index(ident, loaded.key, str(loaded.root), reals, probes, seen)
     return Engine(loaded.plan, loaded.root, loaded.warnings)
 
 

@@ -457,15 +457,17 @@ def _jsonable(value: Any) -> Any:
 # ---------------------------------------------------------------------- discovery
 
 
-def find_project_root(start: str | os.PathLike[str], deps: list[str] | None = None) -> Path | None:
+def find_project_root(
+    start: str | os.PathLike[str], deps: list[tuple[str, str]] | None = None
+) -> Path | None:
     """Nearest ancestor of ``start`` holding ``warden.yaml`` or a ``.warden/`` directory.
 
-    ``deps`` collects the directories looked at (for the plan index: a file added to or
-    removed from any of them changes its ``stat``)."""
+    ``deps`` collects what was looked at, for the plan index (plan.py): ("stat", file) and
+    ("list", directory: its policy file names)."""
     here = Path(start).resolve()
     for d in (here, *here.parents):
         if deps is not None:
-            deps += [str(d), str(d / ".warden")]
+            deps += [("stat", str(d / "warden.yaml")), ("list", str(d / ".warden"))]
         if (d / "warden.yaml").is_file() or _policy_files_in(d / ".warden"):
             return d
     return None
@@ -500,7 +502,7 @@ def _display(p: Path, cwd: Path) -> str:
         return str(p)
 
 
-def expand_policy_path(path: str, deps: list[str] | None = None) -> list[Path]:
+def expand_policy_path(path: str, deps: list[tuple[str, str]] | None = None) -> list[Path]:
     """A ``--policy`` argument: a file, or a directory (its project files if it has any,
     else every ``*.yaml``/``*.yml`` in it, test files excluded)."""
     p = Path(path)
@@ -508,7 +510,8 @@ def expand_policy_path(path: str, deps: list[str] | None = None) -> list[Path]:
         return [p]
     if p.is_dir():
         if deps is not None:
-            deps += [str(p), str(p / ".warden")]
+            deps += [("stat", str(p / "warden.yaml")), ("list", str(p / ".warden"))]
+            deps.append(("list", str(p)))
         return project_files(p) or _policy_files_in(p)
     raise UsageError(f"--policy {path}: no such file or directory")
 
@@ -519,14 +522,14 @@ def discover(
     cwd: str | None = None,
     user: bool = True,
     start: str | None = None,
-    deps: list[str] | None = None,
+    deps: list[tuple[str, str]] | None = None,
 ) -> tuple[list[Source], Path]:
     """Policy files in evaluation order (DESIGN §2) and the project root.
 
     ``policies``: explicit ``--policy`` paths (replace the project's files); ``user``:
     include ``$XDG_CONFIG_HOME/warden/*.yaml``; ``start``: where to look for the project
-    (default ``cwd``; hooks pass ``$CLAUDE_PROJECT_DIR``); ``deps``: collects every
-    directory discovery looked at (see ``find_project_root``).
+    (default ``cwd``; hooks pass ``$CLAUDE_PROJECT_DIR``); ``deps``: collects what
+    discovery looked at (see ``find_project_root``).
     """
     here = Path(cwd or os.getcwd())
     root = find_project_root(start or here, deps)
@@ -551,7 +554,7 @@ def discover(
             add(p, "project")
     if user:
         if deps is not None:
-            deps.append(str(user_config_dir()))
+            deps.append(("list", str(user_config_dir())))
         for p in _policy_files_in(user_config_dir()):
             add(p, "user")
     return sources, (root or Path(start or here).resolve())

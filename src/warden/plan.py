@@ -8,12 +8,13 @@ blob (with its RE2 screens precomputed), decoded only when an evaluation first n
 a hook process on a 10,000-rule plan decodes the rules of one (event, tool) bucket.
 
 An *index* entry (``index/<id>.idx``, one per discovery: cwd, start, ``--policy``, user
-policies) remembers which sources a discovery found, the ``stat`` of every file and
-directory it looked at, and the plan key. When none of them changed, the hook and ``eval``
-go straight to the cached plan: no discovery, no reading or hashing of the sources (as
-``.pyc`` files and git's index trust ``stat``). An entry is only written when everything it
-records is at least ``SETTLED_NS`` old, so an edit within the file system's timestamp
-granularity can never be missed.
+policies) remembers which sources a discovery found, the ``stat`` of every file it looked at
+(found or not), the policy file names of every directory it listed, and the plan key. When
+none of them changed, the hook and ``eval`` go straight to the cached plan: no discovery, no
+reading or hashing of the sources (as ``.pyc`` files and git's index trust ``stat``). A
+state database next to the policies does not disturb it (only ``*.yaml``/``*.yml`` names are
+compared). An entry is only written when every file it records is at least ``SETTLED_NS``
+old, so an edit within the file system's timestamp granularity can never be missed.
 """
 
 from __future__ import annotations
@@ -279,6 +280,23 @@ def signature(path: str) -> tuple[int, ...] | None:
     return (st.st_mode, st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
+def listing(directory: str) -> tuple[tuple[str, bool], ...] | None:
+    """The ``*.yaml``/``*.yml`` names in a directory, and whether each is a file (None: not
+    a directory). Other entries (a state database, its journal) do not count."""
+    try:
+        with os.scandir(directory) as it:
+            return tuple(
+                sorted((e.name, e.is_file()) for e in it if e.name.endswith((".yaml", ".yml")))
+            )
+    except OSError:
+        return None
+
+
+def snapshot(probes: list[tuple[str, str]]) -> list[Any]:
+    """The value of each ("stat", path) / ("list", directory) probe, now."""
+    return [signature(p) if kind == "stat" else listing(p) for kind, p in probes]
+
+
 def index_id(parts: tuple[Any, ...]) -> str:
     """The index entry of one discovery (cwd, start, --policy, user dir...)."""
     text = repr((sys.version_info[:2], *parts))
@@ -292,28 +310,39 @@ def read_index(ident: str) -> tuple[str, str] | None:
     if body is None:
         return None
     try:
-        key, root, reals, deps = marshal.loads(body)
+        key, root, reals, probes, seen = marshal.loads(body)
         for path, real in reals:
             if os.path.realpath(path) != real:
                 return None
-        for path, sig in deps:
-            if signature(path) != sig:
+        for (kind, path), value in zip(probes, seen, strict=True):
+            now = signature(path) if kind == "stat" else listing(path)
+            if now != value:
                 return None
     except (ValueError, EOFError, TypeError):
         return None
     return str(key), str(root)
 
 
-def write_index(ident: str, key: str, root: str, reals: list[str], deps: list[str]) -> bool:
-    """Remember a discovery; skipped (False) while anything it saw is still settling."""
+def write_index(
+    ident: str,
+    key: str,
+    root: str,
+    reals: list[str],
+    probes: list[tuple[str, str]],
+    seen: list[Any],
+) -> bool:
+    """Remember a discovery and what it saw (``seen``: ``snapshot(probes)`` taken after the
+    sources were read). Skipped (False) while a file it saw is still settling: a change
+    within the file system's timestamp granularity could otherwise go unseen."""
     import time
 
-    now = time.time_ns()
-    sigs = [(p, signature(p)) for p in dict.fromkeys(deps)]
-    for _, sig in sigs:
-        if sig is not None and max(sig[4], sig[5]) > now - SETTLED_NS:
+    limit = time.time_ns() - SETTLED_NS
+    for (kind, _), value in zip(probes, seen, strict=True):
+        if kind == "stat" and value is not None and max(value[4], value[5]) > limit:
             return False
-    body = marshal.dumps((key, root, [(p, os.path.realpath(p)) for p in reals], sigs))
+    body = marshal.dumps(
+        (key, root, [(p, os.path.realpath(p)) for p in reals], [tuple(p) for p in probes], seen)
+    )
     try:
         _write_atomic(os.path.join(cache_root(), "index"), f"{ident}.idx", seal(INDEX_MAGIC, body))
     except OSError:
