@@ -220,8 +220,23 @@ def test_lazy_and_plain_cache_reads_are_the_same_plan(project: Project, xdg: Env
     assert plain is not None and lazy is not None
     assert plan_mod.is_lazy(lazy) and not plan_mod.is_lazy(plain)
     assert plan_mod.materialize(lazy) == plain
-    fresh = warden.load(project.root, user_policies=False, use_cache=False).plan
-    assert plain == fresh
+    fresh = warden.load(project.root, user_policies=False, use_cache=False)
+    assert plain == fresh.plan
+    # the same answers from precomputed screens on lazy rules as from a fresh compile,
+    # for a one-shot engine per request (first use) and for one long-lived engine
+    cached = warden.load(project.root, user_policies=False)
+    assert plan_mod.is_lazy(cached.runtime.plan)
+    requests = gen.requests(gen.realistic(300), 300)
+    want = [fresh.evaluate(r, side_effects=False).to_dict() for r in requests]
+    for doc in want:
+        doc.pop("duration_ms")
+    got = [cached.evaluate(r, side_effects=False).to_dict() for r in requests]
+    for doc in got:
+        doc.pop("duration_ms")
+    assert got == want
+    for r, doc in list(zip(requests, want, strict=True))[:40]:
+        one = warden.load(project.root, user_policies=False).evaluate(r, side_effects=False)
+        assert {**one.to_dict(), "duration_ms": None} == {**doc, "duration_ms": None}
 
 
 def test_hook_process_uses_the_index_and_sees_edits(project: Project, run_warden: Runner,
