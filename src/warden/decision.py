@@ -23,35 +23,37 @@ DECISION_EXIT = {"allow": 0, "deny": 2, "ask": 3}
 
 
 _MISSING: Any = object()
-_LAZY = frozenset({"gates", "side_effects", "warnings", "extra"})
+_LAZY = frozenset({"feedback", "matched", "gates", "side_effects", "warnings", "extra"})
+_FIELDS = (
+    "decision",
+    "enforced",
+    "reason",
+    "feedback",
+    "matched",
+    "gates",
+    "plan_hash",
+    "event",
+    "tool",
+    "duration_ms",
+    "mode",
+    "side_effects",
+    "warnings",
+    "extra",
+    "default_used",
+)
 
 
 class Decision:
     """One decision; ``to_dict()`` is the JSON document, ``exit_code`` what the CLI exits.
 
     A record with the fields below (constructor, ``==`` and ``repr`` as a dataclass), kept
-    lean because the in-process API builds one per call: slots, and ``gates``,
-    ``side_effects``, ``warnings`` and ``extra`` made (empty) on first use when not given.
+    lean because the in-process API builds one per call: slots, and the lists and ``extra``
+    made on first use when not given (empty; ``matched`` from the matched rules that
+    ``new_decision`` was given).
     """
 
-    __slots__ = (  # noqa: RUF023 - in field order (the constructor, repr, ==)
-        "decision",
-        "enforced",
-        "reason",
-        "feedback",
-        "matched",
-        "gates",
-        "plan_hash",
-        "event",
-        "tool",
-        "duration_ms",
-        "mode",
-        "side_effects",
-        "warnings",
-        "extra",
-        "default_used",
-    )
-    __record_fields__ = __slots__
+    __slots__ = (*_FIELDS, "_rules")
+    __record_fields__ = _FIELDS
     __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
 
     decision: str
@@ -69,6 +71,8 @@ class Decision:
     warnings: list[str]
     extra: dict[str, Any]
     default_used: bool
+
+    _rules: list[Any]  # see new_decision
 
     def __init__(
         self,
@@ -91,8 +95,10 @@ class Decision:
         self.decision = decision
         self.enforced = enforced
         self.reason = reason
-        self.feedback = [] if feedback is _MISSING else feedback
-        self.matched = [] if matched is _MISSING else matched
+        if feedback is not _MISSING:
+            self.feedback = feedback
+        if matched is not _MISSING:
+            self.matched = matched
         if gates is not _MISSING:
             self.gates = gates
         self.plan_hash = plan_hash
@@ -109,20 +115,32 @@ class Decision:
         self.default_used = default_used
 
     def __getattr__(self, name: str) -> Any:
-        # only called for a slot never assigned: the lazily made empty defaults
-        if name in _LAZY:
-            value: Any = {} if name == "extra" else []
-            object.__setattr__(self, name, value)
-            return value
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        # only called for a slot never assigned: the fields made on first use
+        if name not in _LAZY:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        value: Any
+        if name == "extra":
+            value = {}
+        elif name == "matched":
+            try:
+                rules = object.__getattribute__(self, "_rules")
+            except AttributeError:
+                rules = ()
+            value = [
+                {"policy": r.name, "effect": r.effect, "source": r.spec["source"]} for r in rules
+            ]
+        else:
+            value = []
+        object.__setattr__(self, name, value)
+        return value
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return all(getattr(self, n) == getattr(other, n) for n in self.__slots__)
+        return all(getattr(self, n) == getattr(other, n) for n in _FIELDS)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {n: getattr(self, n) for n in self.__slots__}
+        return {n: getattr(self, n) for n in _FIELDS}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         for n, v in state.items():
@@ -175,8 +193,8 @@ def new_decision(
     decision: str,
     enforced: bool,
     reason: str,
-    feedback: list[dict[str, str]],
-    matched: list[dict[str, str]],
+    feedback: list[dict[str, str]] | None,
+    rules: list[Any],
     plan_hash: str,
     event: str | None,
     tool: str | None,
@@ -184,14 +202,18 @@ def new_decision(
     default_used: bool,
     _new: Any = object.__new__,
 ) -> Decision:
-    """``Decision(...)`` for the evaluation hot path (no keyword parsing, no empty lists
-    made for the fields left at their defaults: they are made on first use)."""
+    """``Decision(...)`` for the evaluation hot path: no keyword parsing, and the fields
+    left at their defaults made on first use. ``matched`` is made then from ``rules`` (the
+    runtime's matched rules: their ``name``, ``effect`` and ``spec["source"]``);
+    ``feedback`` None is empty."""
     d: Decision = _new(Decision)
     d.decision = decision
     d.enforced = enforced
     d.reason = reason
-    d.feedback = feedback
-    d.matched = matched
+    if feedback is not None:
+        d.feedback = feedback
+    if rules:
+        d._rules = rules
     d.plan_hash = plan_hash
     d.event = event
     d.tool = tool

@@ -5,10 +5,6 @@ from __future__ import annotations
 import os
 import time
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from collections.abc import Callable
-
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 # Patterns as strings: compiled (and cached by re) on first use, not at import.
 _DURATION = r"^(?:[0-9]+(?:ms|s|m|h|d|w))+$"
@@ -99,34 +95,24 @@ def parse_instant(text: str) -> float:
     return dt.timestamp()
 
 
-def _environ_reader(name: str) -> Callable[[], str | None]:
-    """``lambda: os.environ.get(name)`` without its cost when the variable is unset (the
-    usual case, on every decision: ``os.environ.get`` raises and catches a KeyError). On
-    POSIX ``os.environ`` keeps its bytes in ``_data``; elsewhere, or once ``os.environ`` is
-    replaced, the plain ``get``."""
-    environ = os.environ
-    data = getattr(environ, "_data", None)
-    encodekey = getattr(environ, "encodekey", None)
-    decodevalue = getattr(environ, "decodevalue", None)
-    if not isinstance(data, dict) or encodekey is None or decodevalue is None:
-        return lambda: os.environ.get(name)
-    key = encodekey(name)
-
-    def read() -> str | None:
-        if os.environ is not environ:
-            return os.environ.get(name)
-        raw = data.get(key)
-        return None if raw is None else str(decodevalue(raw))
-
-    return read
-
-
-_warden_now = _environ_reader("WARDEN_NOW")
+# ``os.environ.get("WARDEN_NOW")`` on every decision, without its cost when the variable is
+# unset (the usual case: ``os.environ.get`` raises and catches a KeyError). On POSIX
+# ``os.environ`` keeps its bytes in ``_data``; elsewhere, or once ``os.environ`` has been
+# replaced, the plain ``get``.
+_ENVIRON = os.environ
+_ENVIRON_DATA = getattr(_ENVIRON, "_data", None)
+_NOW_KEY: object = None
+if isinstance(_ENVIRON_DATA, dict) and callable(getattr(_ENVIRON, "encodekey", None)):
+    _NOW_KEY = _ENVIRON.encodekey("WARDEN_NOW")
+else:
+    _ENVIRON_DATA = None
 
 
 def now() -> float:
     """The current time in unix seconds; ``$WARDEN_NOW`` (ISO 8601) fixes it for tests."""
-    fixed = _warden_now()
+    if _ENVIRON_DATA is not None and os.environ is _ENVIRON and _NOW_KEY not in _ENVIRON_DATA:
+        return time.time()
+    fixed = os.environ.get("WARDEN_NOW")
     if fixed:
         try:
             return parse_instant(fixed)

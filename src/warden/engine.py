@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from time import perf_counter_ns
+from time import monotonic, perf_counter_ns
 
 from warden import __version__
 from warden._record import dataclass, field
@@ -357,33 +357,26 @@ class Engine:
         environ: dict[str, str] | None = None,
         events: Any = None,
     ) -> Env:
-        from warden.durations import now as clock
-
-        if events is None:
-            session = inp.get("session_id")
-            if isinstance(session, str) and self._uses_state():
-
-                def events() -> list[Any]:
-                    store = self.store(create=False)
-                    return [] if store is None else store.session_events(session)
-
-        return Env(
-            input=inp,
-            now=clock() if now is None else now,
-            environ=os.environ if environ is None else environ,
-            root=self.root_dir,
-            events=events,
+        env = Env(
+            inp,
+            clock() if now is None else now,
+            os.environ if environ is None else environ,
+            self.root_dir,
+            events,
         )
+        if events is None:  # the input's session events, read on demand
+            env.source = self
+        return env
 
     def session_events_of(self, inp: dict[str, Any]) -> list[Any]:
-        """The recorded events of the input's session (``state:`` conditions), as the
-        ``events`` of ``make_env`` reads them: for an ``Env`` whose ``source`` is this
-        engine."""
+        """The recorded events of the input's session (``state:`` conditions) for an ``Env``
+        whose ``source`` is this engine: none without a string ``session_id`` or a state
+        store."""
         session = inp.get("session_id")
         if not (isinstance(session, str) and self._uses_state()):
             return []
         store = self.store(create=False)
-        return [] if store is None else list(store.session_events(session))
+        return [] if store is None else store.session_events(session)
 
     def _uses_state(self) -> bool:
         return True
@@ -400,13 +393,17 @@ class Engine:
     ) -> Decision:
         """One decision for one input. ``then:`` items run unless ``side_effects=False``."""
         start = perf_counter_ns()
-        inp = check_input(inp)
+        if not (type(inp) is dict and _plain(inp, _FAST_DEPTH)):
+            inp = check_input(inp)
         if now is None and environ is None and events is None:
             # the usual call: the same Env as make_env(inp) gives, made directly
             env = new_env(inp, clock(), self.root_dir, self)
         else:
             env = self.make_env(inp, now=now, environ=environ, events=events)
         out = self.runtime.outcome(env)
+        if mode is None:
+            cached = self._mode_cache  # effective_mode(), its cache read inline
+            mode = cached[0] if cached is not None and cached[1] > monotonic() else None
         decision = self._decision(out, env.notes, inp, mode or self.effective_mode())
         if side_effects and (out[4] or out[5]):
             result = Result(out[0], out[1], out[2], out[3], out[4], out[5], out[6], env.notes, inp)
@@ -428,20 +425,18 @@ class Engine:
         return self._decision(out, result.notes, result.input, mode)
 
     def _decision(self, out: Outcome, notes: list[str], inp: dict[str, Any], mode: str) -> Decision:
-        matched, warns = out[4], out[5]
+        decision, reason, event, tool, rules, warns, default_used = out
         d = new_decision(
-            out[0],
+            decision,
             mode == "enforce",
-            out[1],
-            [{"policy": r.name, "message": message(r, inp)} for r in warns] if warns else [],
-            [{"policy": r.name, "effect": r.effect, "source": r.spec["source"]} for r in matched]
-            if matched
-            else [],
+            reason,
+            [{"policy": r.name, "message": message(r, inp)} for r in warns] if warns else None,
+            rules,
             self.runtime.hash,
-            out[2],
-            out[3],
+            event,
+            tool,
             mode,
-            out[6],
+            default_used,
         )
         if notes:  # else left to its (lazily made) empty default
             d.warnings = list(notes)
