@@ -95,8 +95,23 @@ def parse_instant(text: str) -> float:
     return dt.timestamp()
 
 
+# ``os.environ.get("WARDEN_NOW")`` on every decision, without its cost when the variable is
+# unset (the usual case: ``os.environ.get`` raises and catches a KeyError). On POSIX
+# ``os.environ`` keeps its bytes in ``_data``; elsewhere, or once ``os.environ`` has been
+# replaced, the plain ``get``.
+_ENVIRON = os.environ
+_ENVIRON_DATA = getattr(_ENVIRON, "_data", None)
+_NOW_KEY: object = None
+if isinstance(_ENVIRON_DATA, dict) and callable(getattr(_ENVIRON, "encodekey", None)):
+    _NOW_KEY = _ENVIRON.encodekey("WARDEN_NOW")
+else:
+    _ENVIRON_DATA = None
+
+
 def now() -> float:
     """The current time in unix seconds; ``$WARDEN_NOW`` (ISO 8601) fixes it for tests."""
+    if _ENVIRON_DATA is not None and os.environ is _ENVIRON and _NOW_KEY not in _ENVIRON_DATA:
+        return time.time()
     fixed = os.environ.get("WARDEN_NOW")
     if fixed:
         try:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 import time
+from time import monotonic, perf_counter_ns
 
-from warden import __version__, paths
+from warden import __version__
 from warden._record import dataclass, field
-from warden.decision import Decision
+from warden.decision import Decision, new_decision
+from warden.durations import now as clock
 from warden.errors import InputError, PolicyError, Problem
-from warden.runtime import Env, Result, Runtime
+from warden.runtime import Env, Outcome, Result, Runtime, message, new_env
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -140,6 +142,8 @@ def check_input(data: Any) -> dict[str, Any]:
     nor printed as UTF-8; such an input is returned as a copy with them replaced by U+FFFD,
     so that it is still evaluated (never turned into an internal error).
     """
+    if type(data) is dict and _plain(data, _FAST_DEPTH):
+        return data  # the common case: shallow, every key and string ASCII
     if not isinstance(data, dict):
         raise InputError("input must be a JSON object")
     unencodable = False
@@ -158,13 +162,57 @@ def check_input(data: Any) -> dict[str, Any]:
             children = value.values()
         else:
             children = value
-        for v in children:  # on every decision: keep the common (ASCII) case cheap
+        for v in children:
             if isinstance(v, str):
                 if not unencodable and not v.isascii() and _bad_text(v):
                     unencodable = True
             elif isinstance(v, (dict, list)):
                 push((v, depth + 1))
     return _clean(data) if unencodable else data
+
+
+# Inputs nested at most this deep are first screened by ``_plain`` (recursion, exact types:
+# the cheapest walk for the usual agent event); anything else takes the full walk.
+_FAST_DEPTH = 16
+
+
+def _plain(value: dict[Any, Any], budget: int) -> bool:
+    """True when ``value`` holds nothing ``check_input`` must act on or look at closely:
+    nested less than ``budget`` more levels, built of exact dicts with ASCII string keys,
+    lists and scalars, every string ASCII. False means "take the full walk", not "bad"."""
+    for k, v in value.items():
+        if type(k) is not str or not k.isascii():
+            return False
+        t = type(v)
+        if t is str:
+            if not v.isascii():
+                return False
+        elif t is dict:
+            if budget <= 1 or not _plain(v, budget - 1):
+                return False
+        elif t is list:
+            if budget <= 1 or not _plain_list(v, budget - 1):
+                return False
+        elif isinstance(v, (str, dict, list)):  # a subclass: the full walk decides
+            return False
+    return True
+
+
+def _plain_list(value: list[Any], budget: int) -> bool:
+    for v in value:
+        t = type(v)
+        if t is str:
+            if not v.isascii():
+                return False
+        elif t is dict:
+            if budget <= 1 or not _plain(v, budget - 1):
+                return False
+        elif t is list:
+            if budget <= 1 or not _plain_list(v, budget - 1):
+                return False
+        elif isinstance(v, (str, dict, list)):
+            return False
+    return True
 
 
 def _bad_text(s: Any) -> bool:
@@ -289,7 +337,7 @@ class Engine:
         cached = self._mode_cache
         now = time.monotonic()
         if cached is not None and cached[1] > now:
-            return str(cached[0])
+            return cached[0]
         mode = str(self.settings.get("mode", "enforce"))
         store = self.store(create=False)
         if store is not None:
@@ -309,23 +357,26 @@ class Engine:
         environ: dict[str, str] | None = None,
         events: Any = None,
     ) -> Env:
-        from warden.durations import now as clock
-
-        if events is None:
-            session = inp.get("session_id")
-            if isinstance(session, str) and self._uses_state():
-
-                def events() -> list[Any]:
-                    store = self.store(create=False)
-                    return [] if store is None else store.session_events(session)
-
-        return Env(
-            input=inp,
-            now=clock() if now is None else now,
-            environ=os.environ if environ is None else environ,
-            root=self.root_dir,
-            events=events,
+        env = Env(
+            inp,
+            clock() if now is None else now,
+            os.environ if environ is None else environ,
+            self.root_dir,
+            events,
         )
+        if events is None:  # the input's session events, read on demand
+            env.source = self
+        return env
+
+    def session_events_of(self, inp: dict[str, Any]) -> list[Any]:
+        """The recorded events of the input's session (``state:`` conditions) for an ``Env``
+        whose ``source`` is this engine: none without a string ``session_id`` or a state
+        store."""
+        session = inp.get("session_id")
+        if not (isinstance(session, str) and self._uses_state()):
+            return []
+        store = self.store(create=False)
+        return [] if store is None else store.session_events(session)
 
     def _uses_state(self) -> bool:
         return True
@@ -341,36 +392,55 @@ class Engine:
         side_effects: bool = True,
     ) -> Decision:
         """One decision for one input. ``then:`` items run unless ``side_effects=False``."""
-        start = time.perf_counter()
-        inp = check_input(inp)
-        env = self.make_env(inp, now=now, environ=environ, events=events)
-        result = self.runtime.evaluate(env)
-        decision = self.to_decision(result, mode or self.effective_mode())
-        if side_effects and (result.matched or result.warns):
+        start = perf_counter_ns()
+        if not (type(inp) is dict and _plain(inp, _FAST_DEPTH)):
+            inp = check_input(inp)
+        if now is None and environ is None and events is None:
+            # the usual call: the same Env as make_env(inp) gives, made directly
+            env = new_env(inp, clock(), self.root_dir, self)
+        else:
+            env = self.make_env(inp, now=now, environ=environ, events=events)
+        out = self.runtime.outcome(env)
+        if mode is None:
+            cached = self._mode_cache  # effective_mode(), its cache read inline
+            mode = cached[0] if cached is not None and cached[1] > monotonic() else None
+        decision = self._decision(out, env.notes, inp, mode or self.effective_mode())
+        if side_effects and (out[4] or out[5]):
+            result = Result(out[0], out[1], out[2], out[3], out[4], out[5], out[6], env.notes, inp)
             self.run_side_effects(result, decision, env)
-        decision.duration_ms = round((time.perf_counter() - start) * 1000, 3)
+        # milliseconds, rounded to the microsecond
+        decision.duration_ms = (perf_counter_ns() - start + 500) // 1000 / 1000
         return decision
 
     def to_decision(self, result: Result, mode: str) -> Decision:
-        return Decision(
-            decision=result.decision,
-            enforced=mode == "enforce",
-            reason=result.reason,
-            feedback=[
-                {"policy": r.name, "message": paths.render_text(r.spec["message"], result.input)}
-                for r in result.warns
-            ],
-            matched=[
-                {"policy": r.name, "effect": r.effect, "source": r.spec["source"]}
-                for r in result.matched
-            ],
-            plan_hash=self.plan_hash,
-            event=result.event,
-            tool=result.tool,
-            mode=mode,
-            warnings=list(result.notes),
-            default_used=result.default_used,
+        out: Outcome = (
+            result.decision,
+            result.reason,
+            result.event,
+            result.tool,
+            result.matched,
+            result.warns,
+            result.default_used,
         )
+        return self._decision(out, result.notes, result.input, mode)
+
+    def _decision(self, out: Outcome, notes: list[str], inp: dict[str, Any], mode: str) -> Decision:
+        decision, reason, event, tool, rules, warns, default_used = out
+        d = new_decision(
+            decision,
+            mode == "enforce",
+            reason,
+            [{"policy": r.name, "message": message(r, inp)} for r in warns] if warns else None,
+            rules,
+            self.runtime.hash,
+            event,
+            tool,
+            mode,
+            default_used,
+        )
+        if notes:  # else left to its (lazily made) empty default
+            d.warnings = list(notes)
+        return d
 
     def run_side_effects(self, result: Result, decision: Decision, env: Env) -> None:
         rules = [r for r in result.matched + result.warns if r.spec.get("then")]

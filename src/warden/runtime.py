@@ -12,33 +12,106 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from warden import paths
-from warden._record import dataclass, field
+from warden._record import dataclass
 from warden.paths import MISSING
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Set as AbstractSet
     from typing import Any, TypeAlias
 
 STRICTNESS = {"allow": 0, "ask": 1, "deny": 2}
 NON_AGENT_EVENTS = frozenset({"file", "action"})
 
 
-@dataclass
+_UNSET: Any = object()
+
+
 class Env:
-    """What one evaluation can see besides the input itself."""
+    """What one evaluation can see besides the input itself.
+
+    A record (constructor, ``==`` and ``repr`` as a dataclass) with slots: one is made for
+    every decision. ``events`` (recorded session events, for ``state:``) is called at most
+    once, on first use; an engine can instead leave it None and set ``source``, the engine
+    that reads the input's session from its state store when a ``state:`` condition asks.
+    """
+
+    __slots__ = (  # noqa: RUF023 - in field order (the constructor, repr)
+        "input",
+        "now",
+        "environ",
+        "root",
+        "events",
+        "notes",
+        "_events_cache",
+        "source",
+    )
 
     input: dict[str, Any]
     now: float
-    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
-    root: str = "."
-    events: Callable[[], list[Any]] | None = None  # recorded session events (state:)
-    notes: list[str] = field(default_factory=list)
-    _events_cache: list[Any] | None = None
+    environ: Mapping[str, str]
+    root: str
+    events: Callable[[], list[Any]] | None
+    notes: list[str]
+    _events_cache: list[Any] | None
+    source: Any
+
+    def __init__(
+        self,
+        input: dict[str, Any],
+        now: float,
+        environ: Mapping[str, str] = _UNSET,
+        root: str = ".",
+        events: Callable[[], list[Any]] | None = None,
+        notes: list[str] = _UNSET,
+        _events_cache: list[Any] | None = None,
+    ) -> None:
+        self.input = input
+        self.now = now
+        self.environ = os.environ if environ is _UNSET else environ
+        self.root = root
+        self.events = events
+        self.notes = [] if notes is _UNSET else notes
+        self._events_cache = _events_cache
+        self.source = None
 
     def session_events(self) -> list[Any]:
         if self._events_cache is None:
-            self._events_cache = self.events() if self.events is not None else []
+            if self.events is not None:
+                self._events_cache = self.events()
+            elif self.source is not None:
+                self._events_cache = self.source.session_events_of(self.input)
+            else:
+                self._events_cache = []
         return self._events_cache
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n in self.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__)
+        return f"Env({inner})"
+
+
+def new_env(
+    inp: dict[str, Any], now: float, root: str, source: Any, _new: Any = object.__new__
+) -> Env:
+    """``Env(inp, now, os.environ, root)`` reading session events through ``source``,
+    for the evaluation hot path."""
+    env: Env = _new(Env)
+    env.input = inp
+    env.now = now
+    env.environ = os.environ
+    env.root = root
+    env.events = None
+    env.notes = []
+    env._events_cache = None
+    env.source = source
+    return env
 
 
 Pred: TypeAlias = "Callable[[Env, Any], bool]"
@@ -725,10 +798,11 @@ class Candidates:
     shared: bool = False  # some rule has several screens: de-duplicate what they pick
     rule: Callable[[int], Rule] | None = None  # the scope's (lazy) rule builder
 
-    def reachable(self, inp: Any) -> tuple[list[Rule], set[int]]:
-        """Rules worth checking for this input, in order, and those already known true."""
+    def reachable(self, inp: Any) -> tuple[list[Rule], AbstractSet[int]]:
+        """Rules worth checking for this input, in order, and those already known true
+        (read-only: without groups, the shared ``plain`` list and an empty set)."""
         if not self.groups:
-            return self.plain, set()
+            return self.plain, _NO_NUMBERS
         picked: list[Rule] = list(self.plain)
         known: set[int] = set()
         rule = self.rule
@@ -1002,17 +1076,25 @@ def _build_set(patterns: list[str]) -> Any:
     return matcher
 
 
-@dataclass
-class ScopeResult:
-    scope: str
-    decision: str | None
-    hard: list[Rule]
-    warns: list[Rule]
+_NO_NUMBERS: frozenset[int] = frozenset()
 
 
-@dataclass
 class Result:
-    """The pure outcome of evaluating one input (before side effects and formatting)."""
+    """The pure outcome of evaluating one input (before side effects and formatting).
+
+    A record (constructor, ``==`` and ``repr`` as a dataclass) with slots."""
+
+    __slots__ = (  # noqa: RUF023 - in field order (the constructor, repr)
+        "decision",
+        "reason",
+        "event",
+        "tool",
+        "matched",
+        "warns",
+        "default_used",
+        "notes",
+        "input",
+    )
 
     decision: str
     reason: str
@@ -1022,7 +1104,40 @@ class Result:
     warns: list[Rule]
     default_used: bool
     notes: list[str]
-    input: dict[str, Any] = field(default_factory=dict)
+    input: dict[str, Any]
+
+    def __init__(
+        self,
+        decision: str,
+        reason: str,
+        event: Any,
+        tool: Any,
+        matched: list[Rule],
+        warns: list[Rule],
+        default_used: bool,
+        notes: list[str],
+        input: dict[str, Any] = _UNSET,
+    ) -> None:
+        self.decision = decision
+        self.reason = reason
+        self.event = event
+        self.tool = tool
+        self.matched = matched
+        self.warns = warns
+        self.default_used = default_used
+        self.notes = notes
+        self.input = {} if input is _UNSET else input
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n in self.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__)
+        return f"Result({inner})"
 
 
 def event_and_tool(inp: Mapping[str, Any]) -> tuple[Any, Any]:
@@ -1033,6 +1148,138 @@ def event_and_tool(inp: Mapping[str, Any]) -> tuple[Any, Any]:
     if tool is None:
         tool = inp.get("tool")
     return (event if isinstance(event, str) else None, tool if isinstance(tool, str) else None)
+
+
+# The reason of a decision no rule made, by default decision.
+_DEFAULT_REASONS = {d: f"no rule matched: default {d}" for d in ("allow", "ask", "deny")}
+
+# One rule as a lane checks it: (rule, is it a warn rule?, its tool regex, its condition
+# as ``quick_test`` gives it).
+Check = tuple[Rule, bool, "Callable[[str], Any] | None", "Pred | None"]
+# What one evaluation needs per (event, tool), worked out once: whether the event is an
+# agent event, and per scope (scope, first-match?, its candidates when some rules are
+# screened by RE2 sets, else None and the checks of the rules to look at).
+Lane = tuple[bool, tuple[tuple["Scope", bool, "Candidates | None", tuple[Check, ...]], ...]]
+MAX_LANES = 4096  # event and tool names come from the input: keep the memory bounded
+
+# (decision, reason, event, tool, matched, warns, default used): a Result without the
+# notes and input.
+Outcome = tuple[str, str, "str | None", "str | None", list[Rule], list[Rule], bool]
+
+
+def quick_test(rule: Rule) -> Pred | None:
+    """``rule.when``, or, for the commonest condition (one test of a string at a field path
+    without ``*``: ``equals``, ``contains``, ``starts_with``, ``ends_with`` on a string
+    literal, case-sensitive; ``matches``, ``glob``), a predicate that gives the same answer
+    faster: it reads the path through plain dicts and tests a plain ``str`` itself, and hands
+    every other case (lists on the way, a non-string value, subclasses) to ``rule.when``."""
+    when = rule.when
+    node = rule.spec.get("when")
+    if when is None or not isinstance(node, dict) or node.get("op") != "field":
+        return when
+    cmp = node.get("cmp")
+    segments = node.get("path")
+    ic = bool(node.get("ic"))
+    if (
+        "tpl" in node
+        or not isinstance(segments, list)
+        or not segments
+        or paths.STAR in segments
+        or not all(type(s) is str for s in segments)
+    ):
+        return when
+    check: Callable[[str], Any]
+    if cmp in ("matches", "glob"):
+        rx = regex(node["regex"], ignore_case=ic, full=cmp == "glob")
+
+        def check(v: str) -> bool:
+            return rx(v) is not None
+
+    else:
+        value = node.get("value")
+        if ic or type(value) is not str:
+            return when
+        if cmp == "equals":
+            check = value.__eq__
+        elif cmp == "contains":
+
+            def check(v: str) -> bool:
+                return value in v
+
+        elif cmp == "starts_with":
+
+            def check(v: str) -> bool:
+                return v.startswith(value)
+
+        elif cmp == "ends_with":
+
+            def check(v: str) -> bool:
+                return v.endswith(value)
+
+        else:
+            return when
+    return _quick_field(tuple(segments), check, when)
+
+
+def _quick_field(segments: tuple[str, ...], check: Callable[[str], Any], when: Pred) -> Pred:
+    if len(segments) == 2:
+        first, second = segments
+
+        def two(env: Env, subj: Any) -> bool:
+            if type(subj) is dict:
+                v = subj.get(first, MISSING)
+                if type(v) is dict:
+                    v = v.get(second, MISSING)
+                    if type(v) is str:
+                        return bool(check(v))
+                if v is MISSING:
+                    return False
+            return when(env, subj)
+
+        return two
+    if len(segments) == 1:
+        (only,) = segments
+
+        def one(env: Env, subj: Any) -> bool:
+            if type(subj) is dict:
+                v = subj.get(only, MISSING)
+                if type(v) is str:
+                    return bool(check(v))
+                if v is MISSING:
+                    return False
+            return when(env, subj)
+
+        return one
+
+    def many(env: Env, subj: Any) -> bool:
+        v = subj
+        for seg in segments:
+            if type(v) is not dict:
+                return when(env, subj)
+            v = v.get(seg, MISSING)
+            if v is MISSING:
+                return False
+        if type(v) is str:
+            return bool(check(v))
+        return when(env, subj)
+
+    return many
+
+
+def message(rule: Rule, inp: dict[str, Any]) -> str:
+    """A rule's message rendered for this input (most messages have no placeholder)."""
+    parts = rule.spec["message"]
+    if len(parts) == 1 and type(parts[0]) is str:
+        return str(parts[0])
+    return paths.render_text(parts, inp)
+
+
+def _strictness(effect: str) -> int:
+    return STRICTNESS[effect]
+
+
+def _first_strictness(decided: tuple[str, list[Rule]]) -> int:
+    return STRICTNESS[decided[0]]
 
 
 class Runtime:
@@ -1046,45 +1293,106 @@ class Runtime:
 
     def evaluate(self, env: Env) -> Result:
         inp = env.input
-        event, tool = event_and_tool(inp)
-        results = [self._scope(scope, env, event, tool) for scope in self.scopes]
-        agent_event = event not in NON_AGENT_EVENTS
-        decided = [r for r in results if r.decision is not None and (r.hard or agent_event)]
-        warns = [w for r in results for w in r.warns]
+        o = self.outcome(env)
+        return Result(o[0], o[1], o[2], o[3], o[4], o[5], o[6], env.notes, inp)
+
+    def _lane(self, event: Any, tool: Any) -> Lane:
+        per_scope = []
+        for scope in self.scopes:
+            candidates = scope.candidates(event, tool)
+            grouped = candidates if candidates.groups else None
+            checks: tuple[Check, ...] = ()
+            if grouped is None:
+                checks = tuple(
+                    (r, r.effect == "warn", r.tool_rx, quick_test(r)) for r in candidates.plain
+                )
+            per_scope.append((scope, scope.combine != "deny-overrides", grouped, checks))
+        lane: Lane = (event not in NON_AGENT_EVENTS, tuple(per_scope))
+        lanes = self._lanes
+        if lanes is None:
+            lanes = self._lanes = {}
+        if len(lanes) < MAX_LANES:
+            lanes[(event, tool)] = lane
+        return lane
+
+    def outcome(self, env: Env) -> Outcome:
+        """The decision for ``env.input`` (``evaluate`` without the ``Result``).
+
+        DESIGN §4: per scope, pass 1 collects every applicable ``warn`` rule and pass 2 the
+        hard decision (first-match: the first applicable hard rule; deny-overrides: the
+        strictest of them; none: the scope's default). Across scopes the strictest decision
+        wins; its rules are the ``matched`` list and the first of them whose effect is the
+        decision gives the reason. Non-agent events (``file``, ``action``) take a scope's
+        default only when one of its rules applied."""
+        inp = env.input
+        event = inp.get("hook_event_name")
+        if event is None:
+            event = inp.get("event")
+        if type(event) is not str and not isinstance(event, str):
+            event = None
+        tool = inp.get("tool_name")
+        if tool is None:
+            tool = inp.get("tool")
+        if type(tool) is not str and not isinstance(tool, str):
+            tool = None
+        lanes = self._lanes
+        lane = None if lanes is None else lanes.get((event, tool))
+        if lane is None:
+            lane = self._lane(event, tool)
+        agent_event, scopes = lane
+        warns: list[Rule] = []
+        decided: list[tuple[str, list[Rule]]] = []  # (decision, hard rules) per deciding scope
+        for scope, first_match, grouped, checks in scopes:
+            hard: list[Rule] = []
+            if grouped is None:  # every rule of the bucket, in order
+                for rule, warn, rx, when in checks:
+                    if hard and first_match and not warn:
+                        continue
+                    if rx is not None and (tool is None or rx(tool) is None):
+                        continue
+                    if when is None or when(env, inp):
+                        if warn:
+                            warns.append(rule)
+                        else:
+                            hard.append(rule)
+            else:  # the rules the RE2 sets picked, and those a set match proves true
+                rules, known = grouped.reachable(inp)
+                for rule in rules:
+                    warn = rule.effect == "warn"
+                    if hard and first_match and not warn:
+                        continue
+                    rx = rule.tool_rx
+                    if rx is not None and (tool is None or rx(tool) is None):
+                        continue
+                    when = rule.when
+                    if when is None or rule.index in known or when(env, inp):
+                        if warn:
+                            warns.append(rule)
+                        else:
+                            hard.append(rule)
+            if hard:
+                if first_match or len(hard) == 1:
+                    decided.append((hard[0].effect, hard))
+                else:
+                    decided.append((max((r.effect for r in hard), key=_strictness), hard))
+            elif agent_event and scope.default is not None:
+                decided.append((scope.default, hard))
         if not decided:
             default = self.settings.get("default", "allow") if agent_event else "allow"
-            reason = f"no rule matched: default {default}"
-            return Result(default, reason, event, tool, [], warns, True, env.notes, inp)
-        final = max(decided, key=lambda r: STRICTNESS[r.decision or "allow"]).decision or "allow"
-        matched = [rule for r in decided if r.decision == final for rule in r.hard]
-        deciding = next((m for m in matched if m.effect == final), None)
-        if deciding is None:
-            reason = f"no rule matched: default {final}"
+            reason = _DEFAULT_REASONS.get(default) or f"no rule matched: default {default}"
+            return default, reason, event, tool, [], warns, True
+        if len(decided) == 1:
+            final, matched = decided[0]
         else:
-            reason = paths.render_text(deciding.spec["message"], inp)
-        return Result(final, reason, event, tool, matched, warns, deciding is None, env.notes, inp)
+            final = max(decided, key=_first_strictness)[0]
+            matched = [rule for d, hard in decided if d == final for rule in hard]
+        for m in matched:
+            if m.effect == final:
+                return final, message(m, inp), event, tool, matched, warns, False
+        reason = _DEFAULT_REASONS.get(final) or f"no rule matched: default {final}"
+        return final, reason, event, tool, matched, warns, True
 
-    def _scope(self, scope: Scope, env: Env, event: Any, tool: Any) -> ScopeResult:
-        warns: list[Rule] = []
-        hard: list[Rule] = []
-        first_match = scope.combine != "deny-overrides"
-        rules, known = scope.candidates(event, tool).reachable(env.input)
-        for rule in rules:
-            if rule.effect == "warn":
-                if _applies(rule, env, tool, known):
-                    warns.append(rule)
-            elif first_match and hard:
-                continue
-            elif _applies(rule, env, tool, known):
-                hard.append(rule)
-        decision: str | None = scope.default
-        if hard:
-            decision = (
-                hard[0].effect
-                if first_match
-                else max((r.effect for r in hard), key=STRICTNESS.__getitem__)
-            )
-        return ScopeResult(scope.name, decision, hard, warns)
+    _lanes: dict[tuple[Any, Any], Lane] | None = None  # built by _lane
 
     # -------------------------------------------------------------- explain
 
