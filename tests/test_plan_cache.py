@@ -196,7 +196,7 @@ def test_the_index_cannot_point_at_another_plan(project: Project, xdg: Env,
         plan_file.unlink()
     assert decide(project.root, "rm x") == "deny"
     for plan_file in xdg.plans.glob("*.plan"):
-        plan_file.write_bytes(b"WARDENPLAN2\n00000000\n")
+        plan_file.write_bytes(plan_mod.MAGIC + b"00000000\n")
     assert decide(project.root, "rm x") == "deny"
 
 

@@ -347,6 +347,35 @@ class Engine:
         self._mode_cache = (mode, now + self.MODE_TTL)
         return mode
 
+    def _state_file_sane(self) -> bool:
+        """Whether the SQLite state file is absent or looks like a database (header, whole
+        pages), checked without importing sqlite3. A plain allow skips reading the stored
+        mode only then: a broken state database still fails the call per ``on_error``."""
+        loc = self.state_location()
+        if "://" in loc:
+            return False
+        try:
+            fd = os.open(loc, os.O_RDONLY)
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False
+        try:
+            st = os.fstat(fd)
+            size, regular = st.st_size, st.st_mode & 0o170000 == 0o100000
+            head = os.read(fd, 100) if regular else b""
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+        if not regular:
+            return False
+        if size == 0:
+            return True  # SQLite makes an empty file a database
+        page = int.from_bytes(head[16:18], "big") if len(head) == 100 else 0
+        page = 65536 if page == 1 else page
+        return head.startswith(b"SQLite format 3\0") and page >= 512 and size % page == 0
+
     # ------------------------------------------------------------- evaluate
 
     def make_env(
@@ -390,8 +419,13 @@ class Engine:
         events: Any = None,
         mode: str | None = None,
         side_effects: bool = True,
+        quiet_allow: bool = False,
     ) -> Decision:
-        """One decision for one input. ``then:`` items run unless ``side_effects=False``."""
+        """One decision for one input. ``then:`` items run unless ``side_effects=False``.
+
+        ``quiet_allow``: for a caller that says nothing about a plain allow (no rule matched,
+        no warning), in either mode: such a decision is made without reading the stored
+        ``warden mode`` (a state database query), and reports ``settings.mode``."""
         start = perf_counter_ns()
         if not (type(inp) is dict and _plain(inp, _FAST_DEPTH)):
             inp = check_input(inp)
@@ -404,6 +438,14 @@ class Engine:
         if mode is None:
             cached = self._mode_cache  # effective_mode(), its cache read inline
             mode = cached[0] if cached is not None and cached[1] > monotonic() else None
+            if (
+                mode is None
+                and quiet_allow
+                and out[0] == "allow"
+                and not (out[4] or out[5])
+                and self._state_file_sane()
+            ):
+                mode = str(self.settings.get("mode", "enforce"))
         decision = self._decision(out, env.notes, inp, mode or self.effective_mode())
         if side_effects and (out[4] or out[5]):
             result = Result(out[0], out[1], out[2], out[3], out[4], out[5], out[6], env.notes, inp)

@@ -211,12 +211,16 @@ def on_error_mode(engine: Any, start: str, environ: Any = None) -> str:
 # ------------------------------------------------------------------------- evaluation
 
 
-def evaluate_hook(engine: Any, inp: dict[str, Any]) -> Any:
-    """Evaluate one agent event, run its side effects, then record it into its session."""
+def evaluate_hook(engine: Any, inp: dict[str, Any], *, quiet_allow: bool = False) -> Any:
+    """Evaluate one agent event, run its side effects, then record it into its session.
+
+    ``quiet_allow``: the caller answers a plain allow (no rule matched, no warning) the same
+    in either mode (Claude Code: ``{}``), so the stored ``warden mode`` is not read for it.
+    """
     from warden.durations import now as clock
 
     t = clock()
-    decision = engine.evaluate(inp, now=t)
+    decision = engine.evaluate(inp, now=t, quiet_allow=quiet_allow)
     record_input(engine, inp, t)
     return decision
 
@@ -458,7 +462,7 @@ def run_claude(
         from warden.engine import parse_input
 
         inp = parse_input(read_stdin() if raw is None else raw)
-        decision = evaluate_hook(engine, inp)
+        decision = evaluate_hook(engine, inp, quiet_allow=True)
         failed = failed_side_effects(decision)
         if failed:
             return side_effect_failure_reply(

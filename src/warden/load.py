@@ -462,12 +462,13 @@ def find_project_root(
 ) -> Path | None:
     """Nearest ancestor of ``start`` holding ``warden.yaml`` or a ``.warden/`` directory.
 
-    ``deps`` collects what was looked at, for the plan index (plan.py): ("stat", file) and
-    ("list", directory: its policy file names)."""
+    ``deps`` collects what was looked at, for the plan index (plan.py): ("stat", file),
+    ("list", directory: its policy file names) and ("yaml", directory: the same, a
+    directory without any counting as absent)."""
     here = Path(start).resolve()
     for d in (here, *here.parents):
         if deps is not None:
-            deps += [("stat", str(d / "warden.yaml")), ("list", str(d / ".warden"))]
+            deps += [("stat", str(d / "warden.yaml")), ("yaml", str(d / ".warden"))]
         if (d / "warden.yaml").is_file() or _policy_files_in(d / ".warden"):
             return d
     return None
@@ -510,7 +511,7 @@ def expand_policy_path(path: str, deps: list[tuple[str, str]] | None = None) -> 
         return [p]
     if p.is_dir():
         if deps is not None:
-            deps += [("stat", str(p / "warden.yaml")), ("list", str(p / ".warden"))]
+            deps += [("stat", str(p / "warden.yaml")), ("yaml", str(p / ".warden"))]
             deps.append(("list", str(p)))
         return project_files(p) or _policy_files_in(p)
     raise UsageError(f"--policy {path}: no such file or directory")
@@ -554,7 +555,7 @@ def discover(
             add(p, "project")
     if user:
         if deps is not None:
-            deps.append(("list", str(user_config_dir())))
+            deps.append(("yaml", str(user_config_dir())))
         for p in _policy_files_in(user_config_dir()):
             add(p, "user")
     return sources, (root or Path(start or here).resolve())

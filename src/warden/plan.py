@@ -38,7 +38,10 @@ else:
     except ImportError:  # pragma: no cover - other interpreters
         from hashlib import sha256 as _sha256
 
-MAGIC = b"WARDENPLAN2\n"
+# The cache layout (rules, screens, index): part of every key, so that a warden whose
+# cache files differ in shape never reads another's. Bump it with any change to them.
+FORMAT = 3
+MAGIC = b"WARDENPLAN3\n"
 INDEX_MAGIC = b"WARDENINDEX1\n"
 SETTLED_NS = 2_000_000_000  # coarser than any file system's timestamps (FAT: 2 s)
 
@@ -87,7 +90,9 @@ def cache_dir() -> str:
 def source_key(entries: list[tuple[str, str, bytes]], version: str) -> str:
     """Cache key over (scope, display path, file bytes) of every source, in order."""
     h = _sha256()
-    h.update(f"warden {version} python {sys.version_info[:2]} {sys.byteorder}\n".encode())
+    h.update(
+        f"warden {version} format {FORMAT} python {sys.version_info[:2]} {sys.byteorder}\n".encode()
+    )
     for scope, display, data in entries:
         h.update(f"{scope}\0{display}\0{len(data)}\0".encode())
         h.update(_sha256(data).digest())
@@ -292,14 +297,24 @@ def listing(directory: str) -> tuple[tuple[str, bool], ...] | None:
         return None
 
 
+def probe(kind: str, path: str) -> Any:
+    """("stat", path): its signature; ("list", directory): its listing; ("yaml",
+    directory): its listing, None when it has no policy file (as when it is missing: a
+    ``.warden/`` that only holds the state database is no different for discovery)."""
+    if kind == "stat":
+        return signature(path)
+    found = listing(path)
+    return found or None if kind == "yaml" else found
+
+
 def snapshot(probes: list[tuple[str, str]]) -> list[Any]:
-    """The value of each ("stat", path) / ("list", directory) probe, now."""
-    return [signature(p) if kind == "stat" else listing(p) for kind, p in probes]
+    """The value of each probe, now."""
+    return [probe(kind, p) for kind, p in probes]
 
 
 def index_id(parts: tuple[Any, ...]) -> str:
     """The index entry of one discovery (cwd, start, --policy, user dir...)."""
-    text = repr((sys.version_info[:2], *parts))
+    text = repr((FORMAT, sys.version_info[:2], *parts))
     return sha256_hex(text.encode("utf-8", "surrogateescape"))[:40]
 
 
@@ -315,8 +330,7 @@ def read_index(ident: str) -> tuple[str, str] | None:
             if os.path.realpath(path) != real:
                 return None
         for (kind, path), value in zip(probes, seen, strict=True):
-            now = signature(path) if kind == "stat" else listing(path)
-            if now != value:
+            if probe(kind, path) != value:
                 return None
     except (ValueError, EOFError, TypeError):
         return None
