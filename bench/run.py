@@ -869,9 +869,9 @@ def report(b: Bench, info: dict[str, Any]) -> str:
         w(f"`gen.realistic(1000)` written as block YAML ({c['bytes'] / 1024:,.0f} KiB). Cold = "
           "`warden.load(dir, use_cache=False)`: read, PyYAML C loader with positions, JSON "
           "Schema validation, semantic checks, compile, hash. Warm = `warden.load(dir)` with "
-          "the plan cached: the discovery index (a `stat` of each policy file and directory "
-          "discovery looked at), the cache file read and its CRC-32 checked, the plan head "
-          "unmarshalled (rules stay blobs), runtime set-up.")
+          "the plan cached: the discovery index (a `stat` of each file discovery looked at, the "
+          "policy file names of each directory it listed), the cache file read and its CRC-32 "
+          "checked, the plan head unmarshalled (rules stay blobs), runtime set-up.")
         w("")
         w("| | wall ms | CPU ms |")
         w("|---|---:|---:|")
@@ -975,7 +975,8 @@ WHERE_NOTES = [
     "1 ms at N = 1,000), warden's per-decision time is flat, so the ratio grows with N.",
     "**Cold process (target 3).** A hook or `eval` process on an unchanged policy set "
     "opens the discovery index (`$XDG_CACHE_HOME/warden/index/`: the `stat` of every file "
-    "and directory discovery looked at, and the plan key); when nothing changed it reads "
+    "discovery looked at, the policy file names of every directory it listed, and the plan "
+    "key); when nothing changed it reads "
     "the cached plan directly (no discovery, no reading or hashing of the sources) and "
     "unmarshals only its head: every rule, and its precomputed RE2 screens, is a separate "
     "marshal blob decoded when the event's (event, tool) bucket needs it. The hot path "
@@ -999,7 +1000,8 @@ WHERE_NOTES = [
     "plan hash over canonical JSON. A warm load is the index check, reading the cache "
     "file with its CRC-32 and unmarshalling the plan head.",
     "**Memory (target 5).** Peak RSS with 10,000 rules is the interpreter, the imported "
-    "modules and the unmarshalled plan; only the rules of the event's bucket are built.",
+    "modules, the cache file's bytes and the plan head; only the rules of the event's bucket "
+    "are decoded and built.",
     "**`warden check` (target 6).** The three top costs: the JSON report itself "
     "(`json.dumps(..., indent=2)` runs the pure-Python encoder over every finding; the C "
     "encoder is used only without `indent`), locating each finding (`paths.resolve_paths` "

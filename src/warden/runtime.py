@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from warden import paths
 from warden._record import dataclass
@@ -17,6 +16,7 @@ from warden.paths import MISSING
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping, Sequence
     from collections.abc import Set as AbstractSet
     from typing import Any, TypeAlias
 
@@ -596,12 +596,6 @@ class Rule:
         if self.tool_rx is not None and (not isinstance(tool, str) or self.tool_rx(tool) is None):
             return False
         return self.when is None or self.when(env, env.input)
-
-
-def _applies(rule: Rule, env: Env, tool: Any, known: set[int]) -> bool:
-    if rule.index in known:
-        return rule.tool_rx is None or (isinstance(tool, str) and rule.tool_rx(tool) is not None)
-    return rule.applies(env, tool)
 
 
 def build_rule(index: int, spec: dict[str, Any]) -> Rule:
