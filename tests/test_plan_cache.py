@@ -252,3 +252,17 @@ def test_hook_process_uses_the_index_and_sees_edits(project: Project, run_warden
     project.policy(DENY_LS)
     out = run_warden("hook", "claude", input=rm)
     assert out.returncode == 0 and out.stdout.strip() == "{}", out.stdout
+
+
+def test_old_cache_files_are_pruned(project: Project, xdg: Env,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every edit leaves a plan behind; only the newest KEEP_FILES stay."""
+    monkeypatch.setattr(plan_mod, "KEEP_FILES", 3)
+    for i in range(6):
+        project.policy(DENY_RM.replace("no-rm", f"no-rm-{i}"))
+        assert decide(project.root, "rm x") == "deny"
+        time.sleep(0.01)  # distinct mtimes
+    plans = sorted(xdg.plans.glob("*.plan"), key=lambda p: p.stat().st_mtime_ns)
+    assert len(plans) == 3
+    engine = warden.load(project.root, user_policies=False)  # the newest one is kept
+    assert engine.plan["scopes"][0]["rules"][0]["name"] == "no-rm-5"

@@ -130,8 +130,13 @@ def _read(path: str) -> bytes | None:
         return None
 
 
+KEEP_FILES = 64  # cache files kept per directory (plans, index entries): the newest
+
+
 def _write_atomic(directory: str, name: str, blob: bytes) -> None:
-    """Write ``directory/name`` (0600 in a 0700 directory) atomically; errors propagate."""
+    """Write ``directory/name`` (0600 in a 0700 directory) atomically; errors propagate.
+    Then the oldest files beyond ``KEEP_FILES`` go: every edit of a policy set leaves a plan
+    behind, and a plan of 10,000 rules is a few MB."""
     os.makedirs(directory, mode=0o700, exist_ok=True)
     import tempfile  # only when writing: the cached path never needs it
 
@@ -143,6 +148,20 @@ def _write_atomic(directory: str, name: str, blob: bytes) -> None:
     except BaseException:
         _discard(tmp)
         raise
+    _prune(directory, name)
+
+
+def _prune(directory: str, written: str) -> None:
+    try:
+        entries = [e for e in os.scandir(directory) if not e.name.startswith(".")]
+        if len(entries) <= KEEP_FILES:
+            return
+        entries.sort(key=lambda e: e.stat().st_mtime_ns, reverse=True)
+    except OSError:
+        return
+    for e in entries[KEEP_FILES:]:
+        if e.name != written:  # a reader that loses its file just rebuilds it
+            _discard(e.path)
 
 
 def _discard(path: str) -> None:
