@@ -17,7 +17,8 @@ Per case:
   of the policy files (``warden mode`` in a state database is ignored);
 - ``expect`` compares ``decision``; ``matched`` as the exact, ordered list of matched
   policy names (``[]``: no hard rule matched); ``feedback``: every string is a substring of
-  some feedback message; ``exit_code``: the code ``warden eval`` would exit with.
+  some feedback message (``[]``: no feedback at all); ``exit_code``: the code ``warden
+  eval`` would exit with.
 
 Coverage: a rule is covered when it applied in at least one case; a branch (every item of
 an ``any:`` or ``all:`` list) when it evaluated true, on its own, in at least one case in
@@ -272,6 +273,8 @@ def compare(expect: dict[str, Any], decision: Any) -> list[str]:
         missing = [s for s in expect["feedback"] if not any(s in m for m in messages)]
         for s in missing:
             diffs.append(f"feedback: expected a message containing {s!r}, got {messages!r}")
+        if not expect["feedback"] and messages:  # []: no warn rule may apply
+            diffs.append(f"feedback: expected none, got {messages!r}")
     if "exit_code" in expect and expect["exit_code"] != decision.exit_code:
         diffs.append(f"exit_code: expected {expect['exit_code']}, got {decision.exit_code}")
     return diffs

@@ -127,6 +127,32 @@ def test_matched_is_an_exact_ordered_list(tmp_path: Path, warden: Runner) -> Non
     assert r.stdout.strip().splitlines()[-1] == "1 passed, 2 failed"
 
 
+def test_feedback_expectations(tmp_path: Path, warden: Runner) -> None:
+    """``feedback: [..]``: each string in some message; ``feedback: []``: no feedback."""
+    put(tmp_path / "warden.yaml", """\
+        version: 1
+        policies:
+          - {name: w, event: file, when: {field: document.x, equals: 1}, effect: warn,
+             message: "x is one"}
+        """)
+    put(tmp_path / "t.warden-test.yaml", """\
+        version: 1
+        tests:
+          - name: substring present
+            input: {event: file, path: a.yaml, format: yaml, document: {x: 1}}
+            expect: {feedback: [is one]}
+          - name: none expected, none given
+            input: {event: file, path: a.yaml, format: yaml, document: {x: 2}}
+            expect: {feedback: []}
+          - name: none expected, one given
+            input: {event: file, path: a.yaml, format: yaml, document: {x: 1}}
+            expect: {feedback: []}
+        """)
+    r = warden("test", cwd=tmp_path)
+    assert r.stdout.strip().splitlines()[-1] == "2 passed, 1 failed", r.stdout
+    assert "feedback: expected none, got ['x is one']" in r.stdout
+
+
 def test_keyword_selects_cases(proj: Path, warden: Runner) -> None:
     put(proj / "t.warden-test.yaml", PASSING)
     r = warden("test", "-k", "DEPLOY", cwd=proj)
