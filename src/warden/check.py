@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from warden import __version__
-from warden.errors import InputError, PolicyError, Problem, UsageError
+from warden.errors import InputError, PolicyError, Problem, UsageError, no_such_path
 
 __all__ = [
     "FORMATS",
@@ -202,7 +202,7 @@ def collect_files(
                 )
             add(p, fmt)
         else:
-            raise UsageError(f"{arg}: no such file or directory")
+            raise no_such_path(arg)
     return out
 
 

@@ -100,3 +100,12 @@ class Problem:
 
     def __repr__(self) -> str:
         return f"Problem({self!s})"
+
+
+def no_such_path(arg: str, label: str = "") -> UsageError:
+    """The usage error for a path argument that is neither a file nor a directory (missing,
+    or a device or FIFO such as ``/dev/zero``, which warden never reads)."""
+    import os
+
+    what = "not a regular file or directory" if os.path.exists(arg) else "no such file or directory"
+    return UsageError(f"{label}{arg}: {what}")

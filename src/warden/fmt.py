@@ -500,11 +500,15 @@ def display(path: Path) -> str:
 
 
 def format_file(path: Path, shown: str | None = None) -> Result:
+    from warden.load import FileTooLarge, read_limited
+
     name = shown or display(path)
     try:
-        raw = path.read_bytes()
+        raw = read_limited(path)
     except OSError as exc:
         return Result(name, "", "", Problem(f"cannot read: {exc.strerror}", name))
+    except FileTooLarge as exc:
+        return Result(name, "", "", Problem(str(exc), name))
     try:
         original = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -562,9 +566,9 @@ def files_for(paths: list[str]) -> list[Path]:
             tests = sorted(p.rglob(f"*{TEST_SUFFIX}"))
             out.extend(f for f in [*policy, *tests] if not _skipped(f))
         else:
-            from warden.errors import UsageError
+            from warden.errors import no_such_path
 
-            raise UsageError(f"{arg}: no such file or directory")
+            raise no_such_path(arg)
     return _unique(out)
 
 

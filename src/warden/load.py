@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from warden._record import dataclass, field
-from warden.errors import InputError, PolicyError, Problem, UsageError
+from warden.errors import InputError, PolicyError, Problem, UsageError, no_such_path
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -31,6 +31,22 @@ FieldPath = tuple[str | int, ...]
 MAX_DEPTH = 256
 MAX_NODES = 2_000_000
 MAX_ALIAS_EXPANSION = 100_000
+MAX_FILE_BYTES = 16 * 1024 * 1024  # policy, test, data and params files (as inputs: §8)
+
+
+class FileTooLarge(Exception):
+    """A file longer than ``MAX_FILE_BYTES`` (reading stopped one byte past the limit)."""
+
+
+def read_limited(path: str | os.PathLike[str], limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of a file, reading at most ``limit + 1`` of them: an endless file
+    (``/dev/zero``, a FIFO fed by ``yes``) is refused instead of filling the memory."""
+    with open(path, "rb") as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise FileTooLarge(f"larger than {limit // (1024 * 1024)} MiB")
+    return data
+
 
 # Patterns as strings: compiled (and cached by re) on first use, not at import.
 _INT = r"[-+]?[0-9]+\Z"
@@ -342,9 +358,11 @@ def load_document(path: str | os.PathLike[str], display: str | None = None) -> D
     """Load one policy (or test) file: exactly one YAML document that is a mapping."""
     name = display or str(path)
     try:
-        raw = Path(path).read_bytes()
+        raw = read_limited(path)
     except OSError as exc:
         raise PolicyError(Problem(f"cannot read: {exc.strerror}", name)) from None
+    except FileTooLarge as exc:
+        raise PolicyError(Problem(str(exc), name)) from None
     docs = parse_yaml(raw, name)
     if not docs:
         raise PolicyError(Problem("empty file: expected a mapping with 'version: 1'", name, 1, 1))
@@ -359,9 +377,11 @@ def load_data_file(path: str, fmt: str, display: str | None = None) -> list[Docu
     """Load a data file for ``warden check``: YAML (multi-document), JSON or TOML."""
     name = display or path
     try:
-        raw = Path(path).read_bytes()
+        raw = read_limited(path)
     except OSError as exc:
         raise InputError(f"{name}: cannot read: {exc.strerror}") from None
+    except FileTooLarge as exc:
+        raise InputError(f"{name}: {exc}") from None
     if fmt == "yaml":
         return parse_yaml(raw, name, string_keys=False, multi=True)
     if fmt == "json":
@@ -514,7 +534,7 @@ def expand_policy_path(path: str, deps: list[tuple[str, str]] | None = None) -> 
             deps += [("stat", str(p / "warden.yaml")), ("yaml", str(p / ".warden"))]
             deps.append(("list", str(p)))
         return project_files(p) or _policy_files_in(p)
-    raise UsageError(f"--policy {path}: no such file or directory")
+    raise no_such_path(path, "--policy ")
 
 
 def discover(
@@ -569,10 +589,10 @@ def iter_files(paths: list[str], suffixes: tuple[str, ...]) -> Iterator[Path]:
             for sub in sorted(p.rglob("*")):
                 if sub.is_file() and sub.name.endswith(suffixes) and ".git" not in sub.parts:
                     yield sub
-        elif p.exists():
+        elif p.is_file():
             yield p
         else:
-            raise UsageError(f"{arg}: no such file or directory")
+            raise no_such_path(arg)
 
 
 # ------------------------------------------------------------- warden.load(...)

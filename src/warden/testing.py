@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from warden.errors import PolicyError, Problem, UsageError
+from warden.errors import PolicyError, Problem, no_such_path
 from warden.load import TEST_SUFFIX, Document
 
 __all__ = [
@@ -115,7 +115,7 @@ def find_test_files(paths: list[str]) -> list[Path]:
         elif p.is_file():
             candidates = [p]
         else:
-            raise UsageError(f"{arg}: no such file or directory")
+            raise no_such_path(arg)
         for f in candidates:
             key = f.resolve()
             if key not in seen:

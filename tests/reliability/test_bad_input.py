@@ -435,3 +435,38 @@ def test_endless_input_is_refused_not_buffered(proj: Project, xdg: Env, command:
                                   env=env, timeout=60, check=False)
         assert proc.returncode == 65, proc.stderr
         assert b"larger than 16 MiB" in proc.stderr
+
+
+def test_endless_and_huge_files_are_refused_everywhere(project: Project, run_warden: Runner,
+                                                       xdg: Env) -> None:
+    """A device (/dev/zero) named as a data, policy or test file is refused before reading;
+    a file over 16 MiB is refused after reading one byte past the limit; a params file (a
+    FIFO is fine there) stops at the limit too. No hang, no traceback."""
+    (project.root / "zero.yaml").symlink_to("/dev/zero")
+    (project.root / "z.warden-test.yaml").symlink_to("/dev/zero")
+    for args in (("check", "zero.yaml"), ("validate", "--policy", "zero.yaml"),
+                 ("fmt", "--check", "zero.yaml"), ("test", "z.warden-test.yaml")):
+        proc = run_warden(*args)
+        assert_clean_error(proc, 64, contains="not a regular file or directory")
+    big = project.root / "big.yaml"
+    with open(big, "wb") as fh:
+        fh.write(b"a: 1\n" + b"#" * (16 * 1024 * 1024) + b"\n")
+    proc = run_warden("check", "big.yaml", "--format", "json")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "larger than 16 MiB" in proc.stdout
+    proc = run_warden("validate", "--policy", "big.yaml")
+    assert_clean_error(proc, 78, lines=None, contains="larger than 16 MiB")
+    project.policy("""\
+version: 1
+actions:
+  noop:
+    description: nothing
+    params: {type: object}
+    steps: [{name: s, run: ["true"]}]
+policies: []
+""")
+    proc = run_warden("run", "noop", "--params-file", "zero.yaml")
+    assert_clean_error(proc, 65, contains="larger than 16 MiB")
+    proc = run_warden("run", "noop", "--params-file", "-",
+                      input="x" * (16 * 1024 * 1024 + 10))
+    assert_clean_error(proc, 65, contains="larger than 16 MiB")

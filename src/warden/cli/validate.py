@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from warden.cli.common import add_format, add_policy_options
-from warden.errors import PolicyError, Problem
+from warden.errors import PolicyError, Problem, no_such_path
 from warden.load import TEST_SUFFIX, Source, discover, find_project_root, project_files
 
 
@@ -49,7 +49,7 @@ def policy_sets(paths: list[str]) -> tuple[list[list[Source]], list[Path]]:
         elif p.is_file():
             files = [p]
         else:
-            raise PolicyError(Problem("no such file or directory", arg))
+            raise PolicyError(Problem(str(no_such_path(arg)).removeprefix(f"{arg}: "), arg))
         for f in files:
             if f.name.endswith(TEST_SUFFIX):
                 tests.append(f)
