@@ -542,14 +542,14 @@ def files_for(paths: list[str]) -> list[Path]:
     (``*.warden-test.yaml``), or its top-level ``*.yaml`` when it holds no project. With no
     PATHS: the current project's policy files and the test files below its root (``.git``
     and ``node_modules`` skipped)."""
-    from warden.load import TEST_SUFFIX, discover, project_files
+    from warden.load import discover, is_test_file, project_files, test_files_under
 
     out: list[Path] = []
     if not paths:
         sources, root = discover(None, user=False)
         found = [Path(s.path) for s in sources]
         if found:
-            found += sorted(f for f in root.rglob(f"*{TEST_SUFFIX}") if not _skipped(f))
+            found += [f for f in test_files_under(root) if not _skipped(f)]
         return _unique(found)
     for arg in paths:
         p = Path(arg)
@@ -562,8 +562,8 @@ def files_for(paths: list[str]) -> list[Path]:
             )
             policy = [f for r in roots for f in project_files(r)]
             if not policy:
-                policy = sorted(f for f in p.glob("*.y*ml") if not f.name.endswith(TEST_SUFFIX))
-            tests = sorted(p.rglob(f"*{TEST_SUFFIX}"))
+                policy = sorted(f for f in p.glob("*.y*ml") if not is_test_file(f.name))
+            tests = test_files_under(p)
             out.extend(f for f in [*policy, *tests] if not _skipped(f))
         else:
             from warden.errors import no_such_path

@@ -55,7 +55,7 @@ def precommit_repo() -> dict[str, Any]:
                 "name": "warden test",
                 "entry": "warden test",
                 "language": "system",
-                "files": r"(^warden\.yaml$|^\.warden/|\.warden-test\.yaml$)",
+                "files": r"(^warden\.yaml$|^\.warden/|\.warden-test\.ya?ml$)",
                 "pass_filenames": False,
             },
             {
@@ -63,7 +63,7 @@ def precommit_repo() -> dict[str, Any]:
                 "name": "warden fmt --check",
                 "entry": "warden fmt --check",
                 "language": "system",
-                "files": r"(^warden\.yaml$|^\.warden/[^/]+\.ya?ml$|\.warden-test\.yaml$)",
+                "files": r"(^warden\.yaml$|^\.warden/[^/]+\.ya?ml$|\.warden-test\.ya?ml$)",
             },
         ],
     }

@@ -60,6 +60,18 @@ _TRUE = frozenset({"true", "True", "TRUE"})
 _FALSE = frozenset({"false", "False", "FALSE"})
 
 TEST_SUFFIX = ".warden-test.yaml"
+TEST_SUFFIXES = (TEST_SUFFIX, ".warden-test.yml")  # test files, never policies
+
+
+def is_test_file(name: str) -> bool:
+    return name.endswith(TEST_SUFFIXES)
+
+
+def test_files_under(root: Path) -> list[Path]:
+    """Every ``*.warden-test.yaml`` / ``*.warden-test.yml`` below ``root``, sorted."""
+    return sorted(p for p in root.rglob("*.warden-test.y*ml") if is_test_file(p.name))
+
+
 PLAIN = "tag:warden,2024:plain"
 
 
@@ -502,7 +514,7 @@ def _policy_files_in(d: Path) -> list[Path]:
     return [
         p
         for p in entries
-        if p.suffix in (".yaml", ".yml") and not p.name.endswith(TEST_SUFFIX) and p.is_file()
+        if p.suffix in (".yaml", ".yml") and not is_test_file(p.name) and p.is_file()
     ]
 
 

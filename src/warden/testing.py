@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from warden.errors import PolicyError, Problem, no_such_path
-from warden.load import TEST_SUFFIX, Document
+from warden.load import Document, test_files_under
 
 __all__ = [
     "CaseResult",
@@ -100,18 +100,18 @@ class FileResult:
 
 
 def find_test_files(paths: list[str]) -> list[Path]:
-    """``*.warden-test.yaml`` under the directories given (recursively, ``.git`` and
+    """``*.warden-test.yaml`` (or ``.yml``) under the directories given (recursively, ``.git`` and
     ``node_modules`` skipped), plus any file named directly, in a stable order."""
     found: list[Path] = []
     seen: set[Path] = set()
     for arg in paths:
         p = Path(arg)
         if p.is_dir():
-            candidates: Iterable[Path] = sorted(
+            candidates: Iterable[Path] = [
                 f
-                for f in p.rglob(f"*{TEST_SUFFIX}")
+                for f in test_files_under(p)
                 if f.is_file() and not ({".git", "node_modules"} & set(f.parts))
-            )
+            ]
         elif p.is_file():
             candidates = [p]
         else:

@@ -45,6 +45,8 @@ def test_hooks_file_declares_the_four_hooks() -> None:
     ("warden-validate", "k8s/deploy.yaml", False),
     ("warden-validate", "warden.warden-test.yaml", False),
     ("warden-test", "policies.warden-test.yaml", True),
+    ("warden-test", "policies.warden-test.yml", True),
+    ("warden-validate", "t/x.warden-test.yml", False),
     ("warden-test", "warden.yaml", True),
     ("warden-test", "README.md", False),
     ("warden-fmt", "t/x.warden-test.yaml", True),

@@ -153,6 +153,29 @@ def test_feedback_expectations(tmp_path: Path, warden: Runner) -> None:
     assert "feedback: expected none, got ['x is one']" in r.stdout
 
 
+def test_yml_test_files_are_tests_not_policies(tmp_path: Path, warden: Runner) -> None:
+    """``*.warden-test.yml`` is a test file like ``*.warden-test.yaml``: found by ``warden
+    test`` and never loaded as a policy from ``.warden/``."""
+    put(tmp_path / ".warden" / "rules.yaml", """\
+        version: 1
+        policies:
+          - {name: no-rm, tool: Bash, when: {field: tool_input.command, contains: rm},
+             effect: deny}
+        """)
+    put(tmp_path / ".warden" / "rules.warden-test.yml", """\
+        version: 1
+        tests:
+          - name: rm is denied
+            input: {hook_event_name: PreToolUse, tool_name: Bash, tool_input: {command: rm x}}
+            expect: {decision: deny, matched: [no-rm]}
+        """)
+    r = warden("validate", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = warden("test", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "1 passed, 0 failed"
+
+
 def test_keyword_selects_cases(proj: Path, warden: Runner) -> None:
     put(proj / "t.warden-test.yaml", PASSING)
     r = warden("test", "-k", "DEPLOY", cwd=proj)

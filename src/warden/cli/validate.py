@@ -10,7 +10,14 @@ from typing import Any
 
 from warden.cli.common import add_format, add_policy_options
 from warden.errors import PolicyError, Problem, no_such_path
-from warden.load import TEST_SUFFIX, Source, discover, find_project_root, project_files
+from warden.load import (
+    Source,
+    discover,
+    find_project_root,
+    is_test_file,
+    project_files,
+    test_files_under,
+)
 
 
 def register(sub: Any) -> None:
@@ -44,14 +51,14 @@ def policy_sets(paths: list[str]) -> tuple[list[list[Source]], list[Path]]:
             )
             files = [f for r in roots for f in project_files(r)]
             if not files:
-                files = sorted(f for f in p.glob("*.y*ml") if not f.name.endswith(TEST_SUFFIX))
-            tests.extend(sorted(p.rglob(f"*{TEST_SUFFIX}")))
+                files = sorted(f for f in p.glob("*.y*ml") if not is_test_file(f.name))
+            tests.extend(test_files_under(p))
         elif p.is_file():
             files = [p]
         else:
             raise PolicyError(Problem(str(no_such_path(arg)).removeprefix(f"{arg}: "), arg))
         for f in files:
-            if f.name.endswith(TEST_SUFFIX):
+            if is_test_file(f.name):
                 tests.append(f)
                 continue
             key = find_project_root(f.parent) or f.parent.resolve()
