@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import json
 import sys
 import textwrap
 from datetime import UTC, datetime
@@ -326,6 +327,25 @@ def test_command_timeout_and_missing_program(project: Project) -> None:
     eng = engine_for(project, rule('{command: {run: ["/no/such/program"]}}'))
     d = eng.evaluate({})
     assert d.decision == "allow" and any("could not start" in w for w in d.warnings)
+
+
+def test_command_timeout_kills_what_the_command_started(project: Project,
+                                                        tmp_path: Path) -> None:
+    """A timed-out ``command:`` condition takes its whole process group down: a child it
+    spawned does not live on (and cannot write anything later)."""
+    import time
+
+    py = sys.executable
+    marker = tmp_path / "late.txt"
+    child = (f"import time, pathlib; time.sleep(1.5); "
+             f"pathlib.Path({str(marker)!r}).write_text('still alive')")
+    parent = (f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', "
+              f"{child!r}]); time.sleep(10)")
+    cond = f'{{command: {{run: ["{py}", "-c", {json.dumps(parent)}], timeout: 300ms}}}}'
+    d = engine_for(project, rule(cond)).evaluate({})
+    assert any("timed out" in w for w in d.warnings)
+    time.sleep(2.5)
+    assert not marker.exists(), "the command's child outlived the timeout"
 
 
 # ------------------------------------------------------------------------- decisions

@@ -496,27 +496,39 @@ def _build_command(node: dict[str, Any]) -> Pred:
         if any(a is MISSING for a in argv):
             return False
         try:
-            proc = subprocess.run(
+            proc = subprocess.Popen(
                 [paths.to_text(a) for a in argv],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
-                timeout=node["timeout"],
                 cwd=env.root,
-                check=False,
+                start_new_session=True,  # a timeout kills what it started, too
             )
-        except subprocess.TimeoutExpired:
-            env.notes.append(f"command {argv[0]!r} timed out after {node['timeout']}s")
-            return False
+            try:
+                code = proc.wait(timeout=node["timeout"])
+            except subprocess.TimeoutExpired:
+                _kill_group(proc)
+                env.notes.append(f"command {argv[0]!r} timed out after {node['timeout']}s")
+                return False
         except OSError as exc:
             env.notes.append(f"command {argv[0]!r} could not start: {exc.strerror}")
             return False
         except ValueError as exc:  # a NUL byte in an argument
             env.notes.append(f"command {argv[0]!r} could not start: {exc}")
             return False
-        return bool(proc.returncode == node["exit_code"])
+        return bool(code == node["exit_code"])
 
     return pred
+
+
+def _kill_group(proc: Any) -> None:
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        proc.kill()
+    proc.wait()
 
 
 def _count_ok(count: Mapping[str, int], n: int) -> bool:
