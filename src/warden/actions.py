@@ -606,8 +606,9 @@ def _execute(
             if lost:
                 raise _ClaimLost(lost)
             store.execution_insert(row)
+            keep = rate_horizon(s.plan)
             for key in sorted(set(rate.values())):
-                store.rate_take(key, s.now, xid)
+                store.rate_take(key, s.now, xid, keep_s=keep)
             if idem and att.ctx.idem_key is not None:
                 store.idem_put(att.ctx.idem_key, xid, s.now)
             s.audit(
@@ -1313,6 +1314,20 @@ def mode(s: Session, op: str) -> Outcome:
             "audit_seq": rec.seq,
         }
     )
+
+
+RATE_KEEP_MIN_S = 30 * 86400.0
+
+
+def rate_horizon(plan: dict[str, Any]) -> float:
+    """How long rate-limit slots are kept: the longest ``per`` of any rate_limit gate in the
+    plan, and at least 30 days (so a window widened later still sees recent runs)."""
+    pers = [
+        float(g.get("per", 0))
+        for g in plan.get("gates", {}).values()
+        if isinstance(g, dict) and g.get("kind") == "rate_limit"
+    ]
+    return max([RATE_KEEP_MIN_S, *pers])
 
 
 # ----------------------------------------------------------------------- registry

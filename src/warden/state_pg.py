@@ -701,12 +701,17 @@ class PgStore:
         )
         return None if rows[0][0] is None else float(rows[0][0])
 
-    def rate_take(self, key: str, ts: float, execution_id: str) -> None:
-        """Take one rate-limit slot (call inside the transaction that checked the count)."""
+    def rate_take(self, key: str, ts: float, execution_id: str, keep_s: float = 0) -> None:
+        """Take one rate-limit slot (call inside the transaction that checked the count);
+        with ``keep_s``, this key's slots older than that are deleted (no window sees them)."""
         self._exec(
             "INSERT INTO rate_slots (key, ts, execution_id) VALUES (%s, %s, %s)",
             (key, float(ts), execution_id),
         )
+        if keep_s > 0:
+            self._exec(
+                "DELETE FROM rate_slots WHERE key = %s AND ts < %s", (key, float(ts) - keep_s)
+            )
 
     def idem_get(self, key: str) -> dict[str, Any] | None:
         """The claim on an idempotency key: {key, execution_id, ts}, or None."""

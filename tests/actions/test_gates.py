@@ -130,6 +130,27 @@ def test_rate_limit_gate(proj: Any) -> None:
               code=0)
 
 
+def test_rate_limit_slots_older_than_every_window_are_deleted(proj: Any) -> None:
+    """The slot table does not grow forever: a run drops its key's slots older than the
+    longest window of the plan (at least 30 days)."""
+    import sqlite3
+
+    proj.policy(policy('  rate: {kind: rate_limit, key: "act", max: 5, per: 1h}', "[rate]"))
+    for i, now in enumerate(["2026-01-01T00:00:00Z", "2026-01-01T00:10:00Z",
+                             "2026-01-20T00:00:00Z", "2026-03-01T00:00:00Z"]):
+        proj.json("run", "act", "-p", f"name=s{i}", env={"WARDEN_NOW": now}, code=0)
+
+    def slots() -> list[str]:
+        with sqlite3.connect(proj.root / ".warden" / "state.db") as db:
+            rows = db.execute("SELECT ts FROM rate_slots WHERE key = 'act' ORDER BY ts")
+            return [str(r[0]) for r in rows]
+
+    assert len(slots()) == 1  # March: January's three are beyond 30 days
+    proj.json("run", "act", "-p", "name=s9", env={"WARDEN_NOW": "2026-03-02T00:00:00Z"},
+              code=0)
+    assert len(slots()) == 2
+
+
 def test_rate_limit_ignores_aborted_runs_and_dry_runs(proj: Any) -> None:
     proj.policy(policy('  rate: {kind: rate_limit, max: 1, per: 1d}\n'
                        '  cond: {kind: condition, when: {field: params.env, equals: staging}}',

@@ -259,6 +259,11 @@ def test_rate_slots_and_idempotency_claims(store: Any) -> None:
     assert store.rate_count("deploy:prod", 15.0) == 2
     assert store.rate_oldest("deploy:prod", 15.0) == 20.0
     assert store.rate_count("other", 0.0) == 0
+    store.rate_take("other", 5.0, "o1")
+    store.rate_take("deploy:prod", 100.0, "x100", keep_s=75.0)  # drops slots before 25.0
+    assert store.rate_count("deploy:prod", 0.0) == 2
+    assert store.rate_oldest("deploy:prod", 0.0) == 30.0
+    assert store.rate_count("other", 0.0) == 1  # other keys are left alone
 
     assert store.idem_get("once") is None
     store.idem_put("once", "x1", 5.0)
