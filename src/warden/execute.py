@@ -488,7 +488,9 @@ def _copy_exact(src: str, dst: str, mode: int | None, tmp: str | None = None) ->
         raise
 
 
-def _write_atomic(path: str, content: bytes, mode: int, tmp: str | None = None) -> None:
+def write_atomic(path: str, content: bytes, mode: int, tmp: str | None = None) -> None:
+    """Replace ``path`` with ``content`` (written, fsynced, given ``mode``, renamed over it);
+    a failure leaves the old file and no temporary file behind."""
     parent = os.path.dirname(path) or "."
     fd, tmp = _temp(parent, tmp)
     try:
@@ -765,7 +767,7 @@ class Executor:
             mode = int(undo["mode"])
         else:
             mode = 0o666 & ~_umask()
-        _write_atomic(path, (step.content or "").encode("utf-8"), mode, undo["tmp"])
+        write_atomic(path, (step.content or "").encode("utf-8"), mode, undo["tmp"])
         snap["after"] = snapshot(path)
         made = f", created {', '.join(self._shown(d) for d in created)}" if created else ""
         return f"wrote {shown} ({len((step.content or '').encode())} bytes{made})"

@@ -673,24 +673,12 @@ def install_claude(
 
 
 def atomic_write(path: str, text: str, mode: int = 0o644) -> None:
-    import tempfile
-
     from warden.errors import WardenError
+    from warden.execute import write_atomic
 
-    directory = os.path.dirname(os.path.abspath(path))
     try:
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".settings-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, mode)
-            os.replace(tmp, path)
-        except BaseException:
-            _unlink(tmp)
-            raise
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        write_atomic(path, text.encode("utf-8"), mode)
     except OSError as exc:
         raise WardenError(f"{path}: cannot write: {exc.strerror}") from None
 
