@@ -58,6 +58,12 @@ def test_bad_json_raises_what_json_raises(text: str) -> None:
     assert str(ours.value) == str(theirs.value)
 
 
+def test_nan_and_infinity_are_written_like_json() -> None:
+    doc = {"a": [float("nan"), float("inf"), -float("inf"), 1e300, -0.0, 1, True, None]}
+    for indent in (None, 2):
+        assert _json.dumps(doc, indent=indent) == json.dumps(doc, indent=indent)
+
+
 def test_constants_follow_parse_constant() -> None:
     assert math.isinf(_json.loads("[Infinity]")[0])
 

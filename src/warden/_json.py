@@ -100,7 +100,7 @@ def dumps(
 ) -> str:
     """``json.dumps(obj, ensure_ascii=..., separators=..., indent=...)`` for plain JSON
     data (dicts with string keys, lists, str, int, float, bool, None)."""
-    if indent is not None:
+    if indent is not None and _c is not None:
         if separators == (", ", ": "):
             separators = (",", ": ")
         parts: list[str] = []
@@ -136,34 +136,75 @@ def _pretty(
     ensure_ascii: bool,
     seps: tuple[str, str],
 ) -> None:
+    quote = _c.encode_basestring_ascii if ensure_ascii else _c.encode_basestring
+    _pretty_into(obj, out, nl, step, quote, seps[0], seps[1])
+
+
+def _pretty_into(
+    obj: Any,
+    out: list[str],
+    nl: str,
+    step: str,
+    quote: Callable[[str], str],
+    item_sep: str,
+    key_sep: str,
+) -> None:
     t = type(obj)
-    if t is dict:
+    if t is str:
+        out.append(quote(obj))
+    elif t is dict:
         if not obj:
             out.append("{}")
             return
         inner = nl + step
+        between = item_sep + inner
         out.append("{")
-        first = True
+        lead = inner
         for k, v in obj.items():
             if type(k) is not str:
                 raise _Fallback
-            out.append(inner if first else seps[0] + inner)
-            first = False
-            out.append(dumps(k, ensure_ascii=ensure_ascii))
-            out.append(seps[1])
-            _pretty(v, out, inner, step, ensure_ascii, seps)
+            out.append(lead)
+            lead = between
+            out.append(quote(k))
+            out.append(key_sep)
+            tv = type(v)
+            if tv is str:
+                out.append(quote(v))
+            elif tv is int:
+                out.append(int.__repr__(v))
+            else:
+                _pretty_into(v, out, inner, step, quote, item_sep, key_sep)
         out.append(nl + "}")
     elif t is list or t is tuple:
         if not obj:
             out.append("[]")
             return
         inner = nl + step
+        between = item_sep + inner
         out.append("[")
-        for i, v in enumerate(obj):
-            out.append(inner if i == 0 else seps[0] + inner)
-            _pretty(v, out, inner, step, ensure_ascii, seps)
+        lead = inner
+        for v in obj:
+            out.append(lead)
+            lead = between
+            _pretty_into(v, out, inner, step, quote, item_sep, key_sep)
         out.append(nl + "]")
-    elif t in (str, int, float, bool) or obj is None:
-        out.append(dumps(obj, ensure_ascii=ensure_ascii))
+    elif obj is None:
+        out.append("null")
+    elif t is bool:
+        out.append("true" if obj else "false")
+    elif t is int:
+        out.append(int.__repr__(obj))
+    elif t is float:
+        out.append(_float(obj))
     else:
         raise _Fallback
+
+
+def _float(f: float) -> str:
+    if f != f:
+        return "NaN"
+    if f == float("inf"):
+        return "Infinity"
+    if f == -float("inf"):
+        return "-Infinity"
+    return float.__repr__(f)

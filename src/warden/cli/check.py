@@ -48,8 +48,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-
+    from warden import _json as json  # the same text as json's, its pretty printer 3x faster
     from warden import check
     from warden.engine import load
     from warden.errors import UsageError
