@@ -317,15 +317,20 @@ def _field_condition(cond: dict[str, Any], ctx: Ctx, path: FieldPath) -> dict[st
     return out
 
 
+def _at_most_one(
+    spec: dict[str, Any], keys: tuple[str, ...], ctx: Ctx, p: FieldPath, what: str
+) -> None:
+    if sum(k in spec for k in keys) > 1:
+        ctx.problem(p, f"{what} takes one of {', '.join(keys)}")
+
+
 def _file_condition(cond: dict[str, Any], ctx: Ctx, path: FieldPath) -> dict[str, Any]:
     spec = cond["file"]
     p = (*path, "file")
     if not isinstance(spec, dict) or not isinstance(spec.get("path"), str):
         ctx.problem(p, "file needs a path")
         return {"op": "false"}
-    checks = [k for k in ("exists", "modified_within", "larger_than") if k in spec]
-    if len(checks) > 1:
-        ctx.problem(p, "file takes one of exists, modified_within, larger_than")
+    _at_most_one(spec, ("exists", "modified_within", "larger_than"), ctx, p, "file")
     out: dict[str, Any] = {"op": "file", "path": _template(spec["path"], ctx, (*p, "path")) or []}
     if "modified_within" in spec:
         out["modified_within"] = _duration(spec["modified_within"], ctx, (*p, "modified_within"))
@@ -345,9 +350,7 @@ def _env_condition(cond: dict[str, Any], ctx: Ctx, path: FieldPath) -> dict[str,
     if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
         ctx.problem(p, "env needs a name")
         return {"op": "false"}
-    checks = [k for k in ("equals", "matches", "exists") if k in spec]
-    if len(checks) > 1:
-        ctx.problem(p, "env takes one of equals, matches, exists")
+    _at_most_one(spec, ("equals", "matches", "exists"), ctx, p, "env")
     out: dict[str, Any] = {"op": "env", "name": spec["name"]}
     if "equals" in spec:
         equals = _templated(str(spec["equals"]), ctx, (*p, "equals"))
