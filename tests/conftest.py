@@ -49,6 +49,7 @@ def xdg(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatc
     env.cache.mkdir()
     monkeypatch.setenv("XDG_CONFIG_HOME", str(env.config))
     monkeypatch.setenv("XDG_CACHE_HOME", str(env.cache))
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))  # user-only policies' state
     for name in LEAKY:
         monkeypatch.delenv(name, raising=False)
     return env

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 MAX_INPUT_BYTES = 16 * 1024 * 1024
 MAX_INPUT_DEPTH = 256
+DEFAULT_STATE = ".warden/state.db"  # under the project root (settings.state's default)
 
 
 @dataclass
@@ -302,15 +303,29 @@ class Engine:
     # ------------------------------------------------------------------ state
 
     def state_location(self) -> str:
+        """``$WARDEN_STATE``, else ``settings.state``, else ``.warden/state.db`` under the
+        project root; a policy set with no project files (user policies only) keeps its
+        state under ``$XDG_STATE_HOME/warden/`` instead of creating ``.warden/`` in whatever
+        directory the agent works in."""
         key = (os.environ.get("WARDEN_STATE"), self.root_dir, self.settings.get("state"))
         cached = self._location  # every evaluate asks (for the mode): skip pathlib then
         if cached is not None and cached[0] == key:
             return cached[1]
-        loc = key[0] or str(key[2] or ".warden/state.db")
+        loc = key[0] or str(key[2] or DEFAULT_STATE)
+        if loc == DEFAULT_STATE and not key[0]:
+            loc = self._default_state()
         if not ("://" in loc or os.path.isabs(loc)):
             loc = os.path.join(self.root_dir, loc)
         self._location = (key, loc)
         return loc
+
+    def _default_state(self) -> str:
+        if any(s.name != "user" for s in self.runtime.scopes):
+            return DEFAULT_STATE
+        base = os.environ.get("XDG_STATE_HOME") or os.path.join(
+            os.path.expanduser("~"), ".local", "state"
+        )
+        return os.path.join(base, "warden", "state.db")
 
     def store(self, *, create: bool = True) -> Any:
         """The state store, opened on first use (None when absent and not ``create``)."""

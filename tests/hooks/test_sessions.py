@@ -95,6 +95,31 @@ def test_settings_state_and_warden_state(hp: HookProject, tmp_path) -> None:
     assert elsewhere.exists()
 
 
+def test_user_policies_alone_keep_state_out_of_the_working_directory(hp: HookProject,
+                                                                      tmp_path) -> None:
+    """With user policies and no project files, recording a session must not create
+    ``.warden/`` in whatever directory the agent works in: the state lives under
+    $XDG_STATE_HOME/warden/, and a state: condition still sees it."""
+    user_dir = hp.config / "warden"
+    user_dir.mkdir(parents=True)
+    (user_dir / "mine.yaml").write_text(
+        "version: 1\npolicies:\n"
+        "  - name: read-before-edit\n    tool: Edit\n"
+        "    when: {not: {state: {event: PostToolUse, tool: Read}}}\n"
+        "    effect: deny\n    message: read it first\n",
+        encoding="utf-8",
+    )
+    state_home = tmp_path / "state-home"
+    env = {"XDG_STATE_HOME": str(state_home)}
+    assert not (hp.root / "warden.yaml").exists()
+    assert hp.hook(file_tool("Edit", "/tmp/a.py"), env=env).code in (0, 2)
+    assert hp.hook(file_tool("Read", "/tmp/a.py", "PostToolUse"), env=env).code == 0
+    out = hp.hook(file_tool("Edit", "/tmp/a.py"), env=env)
+    assert "deny" not in out.stdout, out.stdout  # the Read was recorded and is seen
+    assert not (hp.root / ".warden").exists()
+    assert (state_home / "warden" / "state.db").exists()
+
+
 # ------------------------------------------------------------- the three state examples
 
 
