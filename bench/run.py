@@ -1002,12 +1002,12 @@ WHERE_NOTES = [
     "**Memory (target 5).** Peak RSS with 10,000 rules is the interpreter, the imported "
     "modules, the cache file's bytes and the plan head; only the rules of the event's bucket "
     "are decoded and built.",
-    "**`warden check` (target 6).** The three top costs: the JSON report itself "
-    "(`json.dumps(..., indent=2)` runs the pure-Python encoder over every finding; the C "
-    "encoder is used only without `indent`), locating each finding (`paths.resolve_paths` "
-    "and `_step` for the `witness` of every applicable rule: predicates re-run per concrete "
-    "path), and YAML loading (`warden.load` building data with positions and the alias "
-    "check). Evaluation itself is a small share.",
+    "**`warden check` (target 6).** The costs are spread out: locating each finding "
+    "(`paths.resolve_paths` and `_step` for the `witness` of every applicable rule: "
+    "predicates re-run per concrete path), YAML loading (`warden.load` building data with "
+    "positions and the alias check), and the JSON report (`warden._json`'s pretty printer, "
+    "the same text as `json.dumps(..., indent=2)` at a third of its cost). Evaluation "
+    "itself is a small share.",
 ]
 
 
