@@ -41,15 +41,11 @@ from urllib.parse import urlsplit, urlunsplit
 from warden import __version__
 from warden.errors import StateError
 from warden.state import (
-    _JSON_COLUMNS,
-    APPROVAL_COLUMNS,
-    DRY_RUN_COLUMNS,
     EXECUTION_COLUMNS,
     PROPOSAL_COLUMNS,
-    STEP_COLUMNS,
     AuditRow,
     Event,
-    SessionInfo,
+    SqlMethods,
     _loads,
     dumps,
 )
@@ -259,26 +255,14 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-def _encode(table: str, column: str, value: Any) -> Any:
-    if column in _JSON_COLUMNS.get(table, ()):
-        return dumps(value)
-    if isinstance(value, bool):  # sqlite3 stores booleans as 0/1; so do we
-        return int(value)
-    return value
-
-
-def _decode(table: str, column: str, value: Any) -> Any:
-    if value is not None and column in _JSON_COLUMNS.get(table, ()):
-        return _loads(value)
-    return value
-
-
 def _sqlstate(exc: BaseException) -> str:
     return str(getattr(exc, "sqlstate", "") or "")
 
 
-class PgStore:
+class PgStore(SqlMethods):
     """An open PostgreSQL state store; the API of ``warden.state.Store``."""
+
+    ORDER = "ord"
 
     def __init__(self, conn: Any, location: str) -> None:
         self._conn = conn
@@ -317,7 +301,7 @@ class PgStore:
 
     def _run(self, sql: str, params: Sequence[Any] | None) -> Any:
         self._check_open()
-        return self._conn.execute(sql, params)
+        return self._conn.execute(sql.replace("?", "%s"), params)  # SqlMethods write ?
 
     def _exec(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """Execute one statement (placeholders ``%s``). A write inside a transaction runs
@@ -437,14 +421,6 @@ class PgStore:
         current = self.schema_version()
         return [v for v, _ in sorted(MIGRATIONS) if v > current]
 
-    def _check_version(self, current: int, target: int) -> int:
-        if current > target:
-            raise StateError(
-                f"state database {self.location} has schema version {current}, newer than "
-                f"this warden supports ({target}); upgrade warden"
-            )
-        return current
-
     # -- sessions ---------------------------------------------------------------------------
 
     def record_event(
@@ -474,50 +450,7 @@ class PgStore:
         rows = self._rows(sql + " ORDER BY ts, id", params)
         return [Event(int(r[0]), r[1], float(r[2]), r[3], r[4], _loads(r[5])) for r in rows]
 
-    def sessions(self) -> list[SessionInfo]:
-        """Every session with events, least recently active first."""
-        rows = self._rows(
-            "SELECT session_id, COUNT(*), MIN(ts), MAX(ts) FROM events"
-            " GROUP BY session_id ORDER BY MAX(ts), session_id"
-        )
-        return [SessionInfo(r[0], int(r[1]), float(r[2]), float(r[3])) for r in rows]
-
-    def clear_session(self, session_id: str) -> int:
-        """Delete every event of one session. Returns the number of events deleted."""
-        return int(self._exec("DELETE FROM events WHERE session_id = %s", (session_id,)).rowcount)
-
-    def prune(self, older_than_s: float, now: float | None = None) -> int:
-        """Delete the events of sessions whose last event is older than `older_than_s`."""
-        cutoff = (time.time() if now is None else float(now)) - float(older_than_s)
-        cursor = self._exec(
-            "DELETE FROM events WHERE session_id IN"
-            " (SELECT session_id FROM events GROUP BY session_id HAVING MAX(ts) < %s)",
-            (cutoff,),
-        )
-        return int(cursor.rowcount)
-
     # -- key/value --------------------------------------------------------------------------
-
-    def get(self, key: str) -> Any | None:
-        """The JSON value stored under `key`, or None."""
-        rows = self._rows("SELECT value FROM kv WHERE key = %s", (key,))
-        return _loads(rows[0][0]) if rows else None
-
-    def get_meta(self, key: str) -> tuple[Any, float, str | None] | None:
-        """(value, updated, updated_by) of `key`, or None when unset."""
-        rows = self._rows("SELECT value, updated, updated_by FROM kv WHERE key = %s", (key,))
-        if not rows:
-            return None
-        return _loads(rows[0][0]), float(rows[0][1]), rows[0][2]
-
-    def put(self, key: str, value: Any, by: str | None = None) -> None:
-        """Store a JSON value under `key` (insert or replace), noting when and by whom."""
-        self._exec(
-            "INSERT INTO kv (key, value, updated, updated_by) VALUES (%s, %s, %s, %s)"
-            " ON CONFLICT (key) DO UPDATE SET value = excluded.value,"
-            " updated = excluded.updated, updated_by = excluded.updated_by",
-            (key, dumps(value), time.time(), by),
-        )
 
     def delete(self, key: str) -> bool:
         """Remove `key`. Returns whether it existed."""
@@ -534,14 +467,6 @@ class PgStore:
             self._exec("SELECT pg_advisory_xact_lock(%s)", (AUDIT_LOCK,))
         rows = self._rows("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
         return (int(rows[0][0]), str(rows[0][1])) if rows else None
-
-    def audit_insert(self, row: AuditRow) -> None:
-        """Insert one audit row with its explicit seq (call inside a transaction)."""
-        self._exec(
-            "INSERT INTO audit (seq, ts, actor, kind, action, record, prev_hash, hash)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-            (row.seq, row.ts, row.actor, row.kind, row.action, row.record, row.prev_hash, row.hash),
-        )
 
     def audit_rows(self) -> Iterator[AuditRow]:
         """Every audit row in seq order, fetched in pages (the trail is append-only, so
@@ -569,78 +494,6 @@ class PgStore:
     # -- guarded actions: executions, steps, claims, proposals, dry runs ---------------------
     # Column names come only from the fixed tuples of warden.state, never from callers.
 
-    def _insert(self, table: str, columns: tuple[str, ...], row: dict[str, Any]) -> None:
-        unknown = set(row) - set(columns)
-        if unknown:
-            raise StateError(f"unknown {table} column(s): {', '.join(sorted(unknown))}")
-        names = [c for c in columns if c in row]
-        values = [_encode(table, c, row[c]) for c in names]
-        self._exec(
-            f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('%s' for _ in names)})",
-            values,
-        )
-
-    def _update(
-        self,
-        table: str,
-        columns: tuple[str, ...],
-        where: str,
-        key: Sequence[Any],
-        fields: dict[str, Any],
-    ) -> int:
-        unknown = set(fields) - set(columns)
-        if unknown:
-            raise StateError(f"unknown {table} column(s): {', '.join(sorted(unknown))}")
-        if not fields:
-            return 0
-        names = list(fields)
-        sql = f"UPDATE {table} SET {', '.join(f'{c} = %s' for c in names)} WHERE {where}"
-        values = [_encode(table, c, fields[c]) for c in names]
-        return int(self._exec(sql, [*values, *key]).rowcount)
-
-    def _select(
-        self,
-        table: str,
-        columns: tuple[str, ...],
-        where: str = "TRUE",
-        params: Sequence[Any] = (),
-        tail: str = "",
-    ) -> list[dict[str, Any]]:
-        rows = self._rows(f"SELECT {', '.join(columns)} FROM {table} WHERE {where} {tail}", params)
-        return [{c: _decode(table, c, v) for c, v in zip(columns, r, strict=True)} for r in rows]
-
-    def execution_insert(self, row: dict[str, Any]) -> None:
-        """Journal one execution (or aborted attempt); `row` keys are executions columns."""
-        self._insert("executions", EXECUTION_COLUMNS, row)
-
-    def _set_status(
-        self,
-        table: str,
-        columns: tuple[str, ...],
-        row_id: str,
-        expected: Sequence[str],
-        fields: dict[str, Any],
-    ) -> bool:
-        """Update one row only while its status is one of `expected` (compare-and-set)."""
-        marks = ", ".join("%s" for _ in expected)
-        where = f"id = %s AND status IN ({marks})"
-        return self._update(table, columns, where, (row_id, *expected), fields) > 0
-
-    def execution_update(self, execution_id: str, **fields: Any) -> int:
-        """Update columns of one execution. Returns the number of rows changed (0 or 1)."""
-        return self._update("executions", EXECUTION_COLUMNS, "id = %s", (execution_id,), fields)
-
-    def execution_set_status(
-        self, execution_id: str, expected: Sequence[str], **fields: Any
-    ) -> bool:
-        """Update an execution only while its status is one of `expected` (compare-and-set)."""
-        return self._set_status("executions", EXECUTION_COLUMNS, execution_id, expected, fields)
-
-    def execution_get(self, execution_id: str) -> dict[str, Any] | None:
-        """One execution row, or None."""
-        rows = self._select("executions", EXECUTION_COLUMNS, "id = %s", (execution_id,))
-        return rows[0] if rows else None
-
     def executions(
         self,
         *,
@@ -667,40 +520,6 @@ class PgStore:
             params.append(int(limit))
         return self._select("executions", EXECUTION_COLUMNS, " AND ".join(where), params, tail)
 
-    def step_insert(self, row: dict[str, Any]) -> None:
-        """Journal one step of an execution (`execution_id`, `idx` and the other columns)."""
-        self._insert("execution_steps", STEP_COLUMNS, row)
-
-    def step_update(self, execution_id: str, idx: int, **fields: Any) -> int:
-        """Update columns of one step."""
-        return self._update(
-            "execution_steps",
-            STEP_COLUMNS,
-            "execution_id = %s AND idx = %s",
-            (execution_id, int(idx)),
-            fields,
-        )
-
-    def steps(self, execution_id: str) -> list[dict[str, Any]]:
-        """The journalled steps of one execution, in order."""
-        return self._select(
-            "execution_steps", STEP_COLUMNS, "execution_id = %s", (execution_id,), "ORDER BY idx"
-        )
-
-    def rate_count(self, key: str, since: float) -> int:
-        """Rate-limit slots taken for `key` at or after `since`."""
-        rows = self._rows(
-            "SELECT COUNT(*) FROM rate_slots WHERE key = %s AND ts >= %s", (key, float(since))
-        )
-        return int(rows[0][0])
-
-    def rate_oldest(self, key: str, since: float) -> float | None:
-        """Time of the oldest slot for `key` still inside the window (when one frees up)."""
-        rows = self._rows(
-            "SELECT MIN(ts) FROM rate_slots WHERE key = %s AND ts >= %s", (key, float(since))
-        )
-        return None if rows[0][0] is None else float(rows[0][0])
-
     def rate_take(self, key: str, ts: float, execution_id: str, keep_s: float = 0) -> None:
         """Take one rate-limit slot (call inside the transaction that checked the count);
         with ``keep_s``, this key's slots older than that are deleted (no window sees them)."""
@@ -713,43 +532,12 @@ class PgStore:
                 "DELETE FROM rate_slots WHERE key = %s AND ts < %s", (key, float(ts) - keep_s)
             )
 
-    def idem_get(self, key: str) -> dict[str, Any] | None:
-        """The claim on an idempotency key: {key, execution_id, ts}, or None."""
-        rows = self._select("idem_claims", ("key", "execution_id", "ts"), "key = %s", (key,))
-        return rows[0] if rows else None
-
-    def idem_put(self, key: str, execution_id: str, ts: float) -> None:
-        """Claim (or re-claim) an idempotency key for an execution."""
-        self._exec(
-            "INSERT INTO idem_claims (key, execution_id, ts) VALUES (%s, %s, %s)"
-            " ON CONFLICT (key) DO UPDATE SET execution_id = excluded.execution_id,"
-            " ts = excluded.ts",
-            (key, execution_id, float(ts)),
-        )
-
     def idem_release(self, key: str, execution_id: str) -> bool:
         """Free a key, but only if `execution_id` still holds it."""
         cursor = self._exec(
             "DELETE FROM idem_claims WHERE key = %s AND execution_id = %s", (key, execution_id)
         )
         return bool(cursor.rowcount > 0)
-
-    def proposal_insert(self, row: dict[str, Any]) -> None:
-        """Store one proposal."""
-        self._insert("proposals", PROPOSAL_COLUMNS, row)
-
-    def proposal_update(self, proposal_id: str, **fields: Any) -> int:
-        """Update columns of one proposal."""
-        return self._update("proposals", PROPOSAL_COLUMNS, "id = %s", (proposal_id,), fields)
-
-    def proposal_set_status(self, proposal_id: str, expected: Sequence[str], **fields: Any) -> bool:
-        """Update a proposal only while its status is one of `expected` (compare-and-set)."""
-        return self._set_status("proposals", PROPOSAL_COLUMNS, proposal_id, expected, fields)
-
-    def proposal_get(self, proposal_id: str) -> dict[str, Any] | None:
-        """One proposal, or None."""
-        rows = self._select("proposals", PROPOSAL_COLUMNS, "id = %s", (proposal_id,))
-        return rows[0] if rows else None
 
     def proposals(
         self,
@@ -788,33 +576,6 @@ class PgStore:
             (proposal_id, kind, actor, float(ts), note, action_hash),
         )
         return int(cursor.fetchone()[0])
-
-    def approvals(self, proposal_id: str) -> list[dict[str, Any]]:
-        """Approvals and rejections of one proposal, oldest first."""
-        return self._select(
-            "approvals", APPROVAL_COLUMNS, "proposal_id = %s", (proposal_id,), "ORDER BY id"
-        )
-
-    def dry_run_insert(self, row: dict[str, Any]) -> None:
-        """Record one dry run."""
-        self._insert("dry_runs", DRY_RUN_COLUMNS, row)
-
-    def dry_run_get(self, dry_run_id: str) -> dict[str, Any] | None:
-        """One dry run, or None."""
-        rows = self._select("dry_runs", DRY_RUN_COLUMNS, "id = %s", (dry_run_id,))
-        return rows[0] if rows else None
-
-    def dry_runs(
-        self, action: str, params_key: str, *, ok: bool = True, limit: int = 20
-    ) -> list[dict[str, Any]]:
-        """Recent dry runs of an action with these params, newest first."""
-        return self._select(
-            "dry_runs",
-            DRY_RUN_COLUMNS,
-            "action = %s AND params_key = %s AND ok = %s",
-            (action, params_key, 1 if ok else 0, int(limit)),
-            "ORDER BY ts DESC, ord DESC LIMIT %s",
-        )
 
     # -- lifecycle --------------------------------------------------------------------------
 
