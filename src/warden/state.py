@@ -360,6 +360,24 @@ class SqlMethods:
 
     location: str
     ORDER = "rowid"  # insertion order, for "newest first" ties (PostgreSQL: an ord column)
+    _depth: int  # savepoints open inside the current transaction
+
+    @contextmanager
+    def _savepoint(self) -> Iterator[None]:
+        """A nested transaction: its failure undoes only what it did."""
+        name = f"warden_sp{self._depth}"
+        self._depth += 1
+        try:
+            self._exec(f"SAVEPOINT {name}")
+            try:
+                yield
+            except BaseException:
+                self._exec(f"ROLLBACK TO SAVEPOINT {name}")
+                self._exec(f"RELEASE SAVEPOINT {name}")
+                raise
+            self._exec(f"RELEASE SAVEPOINT {name}")
+        finally:
+            self._depth -= 1
 
     def _exec(self, sql: str, params: Sequence[Any] = ()) -> Any:
         raise NotImplementedError
@@ -657,22 +675,6 @@ class Store(SqlMethods):
         except StateError:
             self._rollback()
             raise
-
-    @contextmanager
-    def _savepoint(self) -> Iterator[None]:
-        name = f"warden_sp{self._depth}"
-        self._depth += 1
-        try:
-            self._exec(f"SAVEPOINT {name}")
-            try:
-                yield
-            except BaseException:
-                self._exec(f"ROLLBACK TO {name}")
-                self._exec(f"RELEASE {name}")
-                raise
-            self._exec(f"RELEASE {name}")
-        finally:
-            self._depth -= 1
 
     def _rollback(self) -> None:
         if self._conn.in_transaction:

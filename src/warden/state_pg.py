@@ -353,22 +353,6 @@ class PgStore(SqlMethods):
             self._rollback()
             raise
 
-    @contextmanager
-    def _savepoint(self) -> Iterator[None]:
-        name = f"warden_sp{self._depth}"
-        self._depth += 1
-        try:
-            self._exec(f"SAVEPOINT {name}")
-            try:
-                yield
-            except BaseException:
-                self._exec(f"ROLLBACK TO SAVEPOINT {name}")
-                self._exec(f"RELEASE SAVEPOINT {name}")
-                raise
-            self._exec(f"RELEASE SAVEPOINT {name}")
-        finally:
-            self._depth -= 1
-
     def _rollback(self) -> None:
         import psycopg
 
