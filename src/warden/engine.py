@@ -20,6 +20,7 @@ from warden.runtime import Env, Outcome, Result, Runtime, message, new_env
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from pathlib import Path
     from typing import Any
 
@@ -181,9 +182,15 @@ def _plain(value: dict[Any, Any], budget: int) -> bool:
     """True when ``value`` holds nothing ``check_input`` must act on or look at closely:
     nested less than ``budget`` more levels, built of exact dicts with ASCII string keys,
     lists and scalars, every string ASCII. False means "take the full walk", not "bad"."""
-    for k, v in value.items():
+    for k in value:
         if type(k) is not str or not k.isascii():
             return False
+    return _plain_values(value.values(), budget)
+
+
+def _plain_values(values: Iterable[Any], budget: int) -> bool:
+    """``_plain`` for the values of a dict or the items of a list."""
+    for v in values:
         t = type(v)
         if t is str:
             if not v.isascii():
@@ -192,26 +199,9 @@ def _plain(value: dict[Any, Any], budget: int) -> bool:
             if budget <= 1 or not _plain(v, budget - 1):
                 return False
         elif t is list:
-            if budget <= 1 or not _plain_list(v, budget - 1):
+            if budget <= 1 or not _plain_values(v, budget - 1):
                 return False
         elif isinstance(v, (str, dict, list)):  # a subclass: the full walk decides
-            return False
-    return True
-
-
-def _plain_list(value: list[Any], budget: int) -> bool:
-    for v in value:
-        t = type(v)
-        if t is str:
-            if not v.isascii():
-                return False
-        elif t is dict:
-            if budget <= 1 or not _plain(v, budget - 1):
-                return False
-        elif t is list:
-            if budget <= 1 or not _plain_list(v, budget - 1):
-                return False
-        elif isinstance(v, (str, dict, list)):
             return False
     return True
 

@@ -121,6 +121,16 @@ class Reply:
         self.stderr = stderr
         self.code = code
 
+    def emit(self) -> int:
+        """Print the reply (stdout, then stderr); the exit code."""
+        if self.stdout:
+            sys.stdout.write(self.stdout)
+            sys.stdout.flush()
+        if self.stderr:
+            sys.stderr.write(self.stderr)
+            sys.stderr.flush()
+        return self.code
+
     def __repr__(self) -> str:
         return f"Reply(code={self.code}, stdout={self.stdout!r}, stderr={self.stderr!r})"
 

@@ -132,13 +132,7 @@ def run_claude(args: argparse.Namespace) -> int:
     from warden import hooks
 
     reply = hooks.run_claude(policies=args.policy, user=args.user_policies, server=args.server)
-    if reply.stdout:
-        sys.stdout.write(reply.stdout)
-        sys.stdout.flush()
-    if reply.stderr:
-        sys.stderr.write(reply.stderr)
-        sys.stderr.flush()
-    return reply.code
+    return reply.emit()
 
 
 def run_generic(args: argparse.Namespace) -> int:

@@ -113,14 +113,7 @@ def _fast(args: list[str]) -> Callable[[], int] | None:
 def _hook_claude() -> int:
     from warden import hooks
 
-    reply = hooks.run_claude()
-    if reply.stdout:
-        sys.stdout.write(reply.stdout)
-        sys.stdout.flush()
-    if reply.stderr:
-        sys.stderr.write(reply.stderr)
-        sys.stderr.flush()
-    code: int = reply.code
+    code: int = hooks.run_claude().emit()
     return code
 
 
