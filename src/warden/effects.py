@@ -169,9 +169,10 @@ def _run(engine: Any, policy: str, item: dict[str, Any], env: Any, observe: bool
 def _foreground(
     entry: dict[str, Any], argv: list[str], timeout: float, cwd: str, child_env: dict[str, str]
 ) -> dict[str, Any]:
-    import signal
     import subprocess
     import tempfile
+
+    from warden.runtime import kill_group
 
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         try:
@@ -191,11 +192,7 @@ def _foreground(
         try:
             code = proc.wait(timeout=timeout if timeout > 0 else None)
         except subprocess.TimeoutExpired:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except OSError:
-                proc.kill()
-            proc.wait()
+            kill_group(proc)
             entry["detail"] = f"{argv[0]!r} timed out after {timeout:g}s (killed)"
             entry["stdout"], entry["stderr"] = _tail(out), _tail(err)
             return entry

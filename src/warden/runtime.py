@@ -11,7 +11,7 @@ import os
 import time
 
 from warden import paths
-from warden._record import dataclass
+from warden._record import SlotRecord, dataclass
 from warden.paths import MISSING
 
 TYPE_CHECKING = False
@@ -27,7 +27,7 @@ NON_AGENT_EVENTS = frozenset({"file", "action"})
 _UNSET: Any = object()
 
 
-class Env:
+class Env(SlotRecord):
     """What one evaluation can see besides the input itself.
 
     A record (constructor, ``==`` and ``repr`` as a dataclass) with slots: one is made for
@@ -84,17 +84,6 @@ class Env:
             else:
                 self._events_cache = []
         return self._events_cache
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        return all(getattr(self, n) == getattr(other, n) for n in self.__slots__)
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        inner = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__)
-        return f"Env({inner})"
 
 
 def new_env(
@@ -507,7 +496,7 @@ def _build_command(node: dict[str, Any]) -> Pred:
             try:
                 code = proc.wait(timeout=node["timeout"])
             except subprocess.TimeoutExpired:
-                _kill_group(proc)
+                kill_group(proc)
                 env.notes.append(f"command {argv[0]!r} timed out after {node['timeout']}s")
                 return False
         except OSError as exc:
@@ -521,7 +510,8 @@ def _build_command(node: dict[str, Any]) -> Pred:
     return pred
 
 
-def _kill_group(proc: Any) -> None:
+def kill_group(proc: Any) -> None:
+    """SIGKILL a child started with ``start_new_session`` and everything it started."""
     import signal
 
     try:
@@ -1085,7 +1075,7 @@ def _build_set(patterns: list[str]) -> Any:
 _NO_NUMBERS: frozenset[int] = frozenset()
 
 
-class Result:
+class Result(SlotRecord):
     """The pure outcome of evaluating one input (before side effects and formatting).
 
     A record (constructor, ``==`` and ``repr`` as a dataclass) with slots."""
@@ -1133,17 +1123,6 @@ class Result:
         self.default_used = default_used
         self.notes = notes
         self.input = {} if input is _UNSET else input
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        return all(getattr(self, n) == getattr(other, n) for n in self.__slots__)
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        inner = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__)
-        return f"Result({inner})"
 
 
 def event_and_tool(inp: Mapping[str, Any]) -> tuple[Any, Any]:
