@@ -200,15 +200,10 @@ def _params_file(path: str) -> dict[str, Any]:
     import sys
 
     from warden.errors import PolicyError
-    from warden.load import MAX_FILE_BYTES, FileTooLarge, parse_yaml, read_limited
+    from warden.load import FileTooLarge, parse_yaml, read_limited
 
     try:
-        if path == "-":
-            raw = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
-            if len(raw) > MAX_FILE_BYTES:
-                raise FileTooLarge(f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
-        else:
-            raw = read_limited(path)
+        raw = read_limited(sys.stdin.buffer if path == "-" else path)
     except OSError as exc:
         raise InputError(f"--params-file {path}: {exc.strerror}") from None
     except FileTooLarge as exc:

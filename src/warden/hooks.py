@@ -190,14 +190,9 @@ def write_pointer(start: str, engine: Any) -> None:
             fh.write(json.dumps(record))
         os.replace(tmp, path)
     except OSError:
-        _unlink(tmp)
+        from warden.plan import discard
 
-
-def _unlink(path: str) -> None:
-    try:  # noqa: SIM105 - contextlib costs an import on the hot path
-        os.unlink(path)
-    except OSError:
-        pass
+        discard(tmp)
 
 
 def _on_error_value(settings: Any) -> str:
@@ -491,7 +486,7 @@ def run_claude(
         return error_reply(exc, mode, inp)
     finally:
         if engine is not None:
-            try:  # noqa: SIM105 - as in _unlink
+            try:  # noqa: SIM105 - contextlib costs an import on the hot path
                 engine.close()
             except Exception:
                 pass

@@ -23,7 +23,7 @@ from warden.errors import InputError, PolicyError, Problem, UsageError, no_such_
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, BinaryIO
 
 Pos = tuple[int, int]
 FieldPath = tuple[str | int, ...]
@@ -38,11 +38,15 @@ class FileTooLarge(Exception):
     """A file longer than ``MAX_FILE_BYTES`` (reading stopped one byte past the limit)."""
 
 
-def read_limited(path: str | os.PathLike[str], limit: int = MAX_FILE_BYTES) -> bytes:
-    """The bytes of a file, reading at most ``limit + 1`` of them: an endless file
-    (``/dev/zero``, a FIFO fed by ``yes``) is refused instead of filling the memory."""
-    with open(path, "rb") as fh:
-        data = fh.read(limit + 1)
+def read_limited(path: str | os.PathLike[str] | BinaryIO, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of a file (a path, or an open binary stream such as stdin), reading at most
+    ``limit + 1`` of them: an endless file (``/dev/zero``, a FIFO fed by ``yes``) is refused
+    instead of filling the memory."""
+    if isinstance(path, (str, os.PathLike)):
+        with open(path, "rb") as fh:
+            data = fh.read(limit + 1)
+    else:
+        data = path.read(limit + 1)
     if len(data) > limit:
         raise FileTooLarge(f"larger than {limit // (1024 * 1024)} MiB")
     return data

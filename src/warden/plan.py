@@ -146,7 +146,7 @@ def _write_atomic(directory: str, name: str, blob: bytes) -> None:
             fh.write(blob)
         os.replace(tmp, os.path.join(directory, name))
     except BaseException:
-        _discard(tmp)
+        discard(tmp)
         raise
     _prune(directory, name)
 
@@ -161,10 +161,11 @@ def _prune(directory: str, written: str) -> None:
         return
     for e in entries[KEEP_FILES:]:
         if e.name != written:  # a reader that loses its file just rebuilds it
-            _discard(e.path)
+            discard(e.path)
 
 
-def _discard(path: str) -> None:
+def discard(path: str) -> None:
+    """Remove a file if it is there (cache files, temporary files)."""
     try:  # noqa: SIM105 - contextlib costs an import on the hot path
         os.unlink(path)
     except OSError:
@@ -194,22 +195,18 @@ class LazyList:
         try:
             return self._items[i]
         except KeyError:
-            pass
+            value = self._items[i] = self._load(i)
+            return value
+
+    def _load(self, i: int) -> Any:
         ends = self._ends
         start = ends[i - 1] if i > 0 else 0
         end = ends[i]  # IndexError past the end
-        value = self._items[i] = marshal.loads(self._data[start:end]) if end > start else None
-        return value
+        return marshal.loads(self._data[start:end]) if end > start else None
 
     def many(self, indexes: list[int]) -> list[Any]:
-        """``[self[i] for i in indexes]`` (sorted, in range), decoded without caching."""
-        ends, data, loads = self._ends, self._data, marshal.loads
-        out = []
-        for i in indexes:
-            start = ends[i - 1] if i > 0 else 0
-            end = ends[i]
-            out.append(loads(data[start:end]) if end > start else None)
-        return out
+        """``[self[i] for i in indexes]``, decoded without caching (read once)."""
+        return [self._load(i) for i in indexes]
 
     def __iter__(self) -> Iterator[Any]:
         return (self[i] for i in range(len(self._ends)))
@@ -278,7 +275,7 @@ def read_cached(key: str, *, lazy: bool = False) -> dict[str, Any] | None:
         if not lazy:
             head = materialize(head)
     except (ValueError, EOFError, TypeError, KeyError, AttributeError):
-        _discard(path)
+        discard(path)
         return None
     return head if isinstance(head, dict) else None
 
